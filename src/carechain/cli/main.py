@@ -1,0 +1,29 @@
+"""``carechain``: the command line. This module only wires the command groups."""
+
+from __future__ import annotations
+
+import typer
+
+from carechain.cli import init, proof, query, tx, up, verify
+from carechain.cli.members import identity_app, org_app
+
+app = typer.Typer(
+    help="carechain: a permissioned blockchain for healthcare.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("init")(init.init)
+app.command("up")(up.up)
+app.add_typer(tx.app, name="tx")
+app.command("query")(query.query)
+app.command("block")(query.block)
+app.command("status")(query.status)
+app.add_typer(proof.app, name="proof")
+app.command("verify")(verify.verify)
+app.add_typer(identity_app, name="identity")
+app.add_typer(org_app, name="org")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,66 @@
+"""``carechain up``: run the embedded node with its REST API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from carechain.cli.common import friendly
+from carechain.node.consortium import DEMO_CONSORTIUM, create_consortium
+
+
+@friendly
+def up(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="Node data directory (with --demo: the demo consortium's directory).",
+        ),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option(help="Create the demo consortium on first run and run its node.")
+    ] = False,
+    port: Annotated[int | None, typer.Option(help="Override the API port in node.toml.")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Override the API host (default 127.0.0.1).")
+    ] = None,
+) -> None:
+    """Run the embedded node: solo ordering, the commit pipeline and the REST API."""
+    import uvicorn
+
+    from carechain.api.app import create_app
+    from carechain.node.config import load_config
+    from carechain.node.node import Node
+
+    if demo:
+        root = data or Path(".carechain")
+        node_dir = root / "node"
+        if not (node_dir / "node.toml").exists():
+            create_consortium(DEMO_CONSORTIUM, root)
+            typer.echo(f"created the demo consortium in {root}")
+        typer.echo(f"member identities (use with --as): {root / 'orgs'}/<org>/members/<member>")
+    else:
+        if data is None:
+            raise typer.BadParameter("give --data NODE_DIR, or --demo")
+        node_dir = data
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = load_config(node_dir)
+    node = Node(config)
+    node.start()
+    bind_host = host or config.api_host
+    bind_port = port or config.api_port
+    typer.echo(
+        f"carechain node: chain {config.chain!r} at height {node.state.height}; "
+        f"REST API on http://{bind_host}:{bind_port} (OpenAPI at /docs)"
+    )
+    try:
+        uvicorn.run(create_app(node), host=bind_host, port=bind_port, log_level="warning")
+    finally:
+        node.stop()

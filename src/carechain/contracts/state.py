@@ -1,0 +1,100 @@
+"""State views for execution: committed store, block overlay, transaction overlay.
+
+A transaction's writes go to its own overlay; if the contract raises, the
+overlay is dropped and nothing it wrote survives. If it returns, the overlay
+is folded into the block's overlay, which the committer turns into the
+block's write-set: every key written, in key order, with its canonical value
+(or None for a delete).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import orjson
+
+from carechain.crypto.canonical import canonical_bytes
+from carechain.errors import ContractError, NonCanonical
+
+MAX_KEY_LENGTH = 512
+MAX_VALUE_BYTES = 64 * 1024
+
+_MISSING = object()
+
+
+class CommittedState(Protocol):
+    """What execution needs from the state store (``ledger.statestore.StateStore``)."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def scan(self, prefix: str, limit: int = -1, after: str = "") -> list[tuple[str, bytes]]: ...
+
+
+class Overlay:
+    """Uncommitted writes over a parent view; values kept with their canonical bytes."""
+
+    def __init__(self, parent: CommittedState | Overlay) -> None:
+        self.parent = parent
+        self.writes: dict[str, tuple[Any, bytes] | None] = {}
+
+    def get(self, key: str) -> Any | None:
+        entry = self.writes.get(key, _MISSING)
+        if entry is not _MISSING:
+            return None if entry is None else entry[0]  # type: ignore[index]
+        if isinstance(self.parent, Overlay):
+            return self.parent.get(key)
+        raw = self.parent.get(key)
+        return None if raw is None else orjson.loads(raw)
+
+    def put(self, key: str, value: Any) -> None:
+        if not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
+            raise ContractError(f"state key {key[:40]!r} is empty, too long or holds NUL")
+        try:
+            raw = canonical_bytes(value)
+        except NonCanonical as exc:
+            raise ContractError(f"value for {key!r} is not storable: {exc.message}") from exc
+        if len(raw) > MAX_VALUE_BYTES:
+            raise ContractError(
+                f"value for {key!r} is {len(raw)} bytes; the limit is {MAX_VALUE_BYTES}"
+            )
+        self.writes[key] = (orjson.loads(raw), raw)
+
+    def delete(self, key: str) -> None:
+        self.writes[key] = None
+
+    def scan(self, prefix: str, limit: int = -1) -> list[tuple[str, Any]]:
+        """Keys with ``prefix`` in key order, merging this overlay over its parents."""
+        merged: dict[str, Any] = {}
+        if isinstance(self.parent, Overlay):
+            merged.update(self.parent.scan(prefix))
+        else:
+            merged.update((k, orjson.loads(v)) for k, v in self.parent.scan(prefix))
+        for key, entry in self.writes.items():
+            if key.startswith(prefix):
+                if entry is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = entry[0]
+        items = sorted(merged.items())
+        return items if limit < 0 else items[:limit]
+
+    def fold_into_parent(self) -> None:
+        if not isinstance(self.parent, Overlay):
+            raise TypeError("only a nested overlay can be folded")
+        self.parent.writes.update(self.writes)
+        self.writes = {}
+
+    def write_set(self) -> list[tuple[str, bytes | None]]:
+        """The block's write-set: (key, canonical value bytes or None), in key order."""
+        return [
+            (key, None if entry is None else entry[1]) for key, entry in sorted(self.writes.items())
+        ]
+
+
+def write_set_bytes(writes: list[tuple[str, bytes | None]]) -> bytes:
+    """Canonical JSON of ``[[key, value-or-null], ...]``, spliced from canonical parts."""
+    parts = [
+        b"[" + canonical_bytes(key) + b"," + (b"null" if raw is None else raw) + b"]"
+        for key, raw in writes
+    ]
+    return b"[" + b",".join(parts) + b"]"

@@ -1,0 +1,311 @@
+"""The state store: SQLite in WAL mode holding the world state, indexes and tree.
+
+Everything here is derived from the block store and can be rebuilt by
+replaying blocks; the block store is the record of what was committed. Each
+block's effects are written in ONE SQLite transaction (``commit_block``), so
+the store is always at a block boundary: after a crash it holds the state after
+some block ``h`` and start-up replays blocks ``h+1..`` from the block store.
+
+Tables::
+
+    meta        key -> value: height, block hash, state digest, chain
+    state       key -> canonical JSON value, height that last wrote it
+    txs         txid -> height, index, status code (first occurrence)
+    nonces      (signer, nonce) -> txid: replay protection
+    tree_nodes  (level, index) -> hash: perfect subtrees of the ledger tree
+    tree_heads  height -> tree size, root and this node's signed tree head
+
+Readers on other threads use their own connections (WAL lets them read while
+the committer writes); the committer owns the writer connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from carechain.errors import StorageCorrupt
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY, value BLOB NOT NULL, height INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS txs (
+    txid TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL,
+    code TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nonces (
+    signer TEXT NOT NULL, nonce TEXT NOT NULL, txid TEXT NOT NULL,
+    PRIMARY KEY (signer, nonce)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tree_nodes (
+    level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tree_heads (
+    height INTEGER PRIMARY KEY, tree_size INTEGER NOT NULL, root BLOB NOT NULL,
+    sth BLOB NOT NULL);
+"""
+
+
+@dataclass
+class BlockWrites:
+    """Everything one block changes in the state store."""
+
+    height: int
+    block_hash: str
+    state_digest: str
+    time_ms: int
+    tree_size: int
+    writes: Sequence[tuple[str, bytes | None]]
+    txs: Sequence[tuple[str, int, str]]
+    """(txid, index, code) of every transaction in the block."""
+    nonces: Sequence[tuple[str, str, str]]
+    """(signer, nonce, txid) consumed by the block."""
+    tree_head: tuple[bytes, bytes]
+    """(root, signed tree head bytes) after the block."""
+    tree_nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
+
+
+class SqliteNodeStore:
+    """``NodeStore`` for the ledger tree: reads through, buffers puts until commit."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._pending: dict[tuple[int, int], bytes] = {}
+
+    def get_node(self, level: int, index: int) -> bytes | None:
+        node = self._pending.get((level, index))
+        if node is not None:
+            return node
+        return self._store.tree_node(level, index)
+
+    def put_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
+        for level, index, digest in nodes:
+            self._pending[(level, index)] = digest
+
+    def take_pending(self) -> list[tuple[int, int, bytes]]:
+        pending = [(level, index, digest) for (level, index), digest in self._pending.items()]
+        self._pending = {}
+        return pending
+
+    def discard_pending(self) -> None:
+        self._pending = {}
+
+
+class StateStore:
+    """SQLite world state; one writer (the committer), many readers."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self._local = threading.local()
+        self._writer = self._connect()
+        self._writer.executescript(_SCHEMA)
+        self._meta_cache: dict[str, str] = dict(self._writer.execute("SELECT key, value FROM meta"))
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # The block store is fsynced before a block counts as committed; the
+        # state is rebuilt from it after a crash, so NORMAL is enough here.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        if threading.get_ident() == self._writer_thread():
+            return self._writer
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _writer_thread(self) -> int | None:
+        return getattr(self, "_writer_ident", None)
+
+    def bind_writer(self) -> None:
+        """Declare the calling thread the committer: its reads see its own writes."""
+        self._writer_ident = threading.get_ident()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._writer.close()
+
+    # -- meta -------------------------------------------------------------------------
+
+    @property
+    def height(self) -> int:
+        return int(self._meta_cache.get("height", "-1"))
+
+    @property
+    def block_hash(self) -> str:
+        return self._meta_cache.get("block_hash", "0" * 64)
+
+    @property
+    def state_digest(self) -> str:
+        return self._meta_cache.get("state_digest", "0" * 64)
+
+    @property
+    def tree_size(self) -> int:
+        return int(self._meta_cache.get("tree_size", "0"))
+
+    @property
+    def time_ms(self) -> int:
+        """Block time of the last committed block."""
+        return int(self._meta_cache.get("time", "0"))
+
+    def meta(self, key: str) -> str | None:
+        return self._meta_cache.get(key)
+
+    # -- reads ------------------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        row = self._reader().execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def get_with_height(self, key: str) -> tuple[bytes, int] | None:
+        row = (
+            self._reader()
+            .execute("SELECT value, height FROM state WHERE key = ?", (key,))
+            .fetchone()
+        )
+        return None if row is None else (bytes(row[0]), int(row[1]))
+
+    def scan(self, prefix: str, limit: int = -1, after: str = "") -> list[tuple[str, bytes]]:
+        """Keys starting with ``prefix`` in key order, optionally after a key."""
+        start = max(prefix, after)
+        end = prefix + "\U0010ffff"
+        rows = self._reader().execute(
+            "SELECT key, value FROM state WHERE key >= ? AND key < ? AND key != ? "
+            "ORDER BY key LIMIT ?",
+            (start, end, after, limit),
+        )
+        return [(str(k), bytes(v)) for k, v in rows]
+
+    def iter_state(self) -> Iterator[tuple[str, bytes, int]]:
+        """Every state row in key order: (key, value, height that last wrote it)."""
+        for key, value, height in self._reader().execute(
+            "SELECT key, value, height FROM state ORDER BY key"
+        ):
+            yield str(key), bytes(value), int(height)
+
+    def tx_location(self, txid: str) -> tuple[int, int, str] | None:
+        row = (
+            self._reader()
+            .execute("SELECT height, idx, code FROM txs WHERE txid = ?", (txid,))
+            .fetchone()
+        )
+        return None if row is None else (int(row[0]), int(row[1]), str(row[2]))
+
+    def nonce_txid(self, signer: str, nonce: str) -> str | None:
+        row = (
+            self._reader()
+            .execute("SELECT txid FROM nonces WHERE signer = ? AND nonce = ?", (signer, nonce))
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def nonce_txids(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Of these (signer, nonce) pairs, the ones already consumed, with their txids."""
+        found: dict[tuple[str, str], str] = {}
+        conn = self._reader()
+        for start in range(0, len(pairs), 400):
+            chunk = pairs[start : start + 400]
+            marks = ",".join("(?,?)" for _ in chunk)
+            flat = [part for pair in chunk for part in pair]
+            rows = conn.execute(
+                f"SELECT signer, nonce, txid FROM nonces WHERE (signer, nonce) IN (VALUES {marks})",
+                flat,
+            )
+            for signer, nonce, txid in rows:
+                found[(str(signer), str(nonce))] = str(txid)
+        return found
+
+    def tree_node(self, level: int, index: int) -> bytes | None:
+        row = (
+            self._reader()
+            .execute("SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", (level, index))
+            .fetchone()
+        )
+        return None if row is None else bytes(row[0])
+
+    def tree_head(self, height: int) -> tuple[int, bytes, bytes] | None:
+        """(tree size, root, signed tree head bytes) after block ``height``."""
+        row = (
+            self._reader()
+            .execute("SELECT tree_size, root, sth FROM tree_heads WHERE height = ?", (height,))
+            .fetchone()
+        )
+        return None if row is None else (int(row[0]), bytes(row[1]), bytes(row[2]))
+
+    def height_for_tree_size(self, tree_size: int) -> int | None:
+        """The first block whose tree head has exactly ``tree_size`` leaves."""
+        row = (
+            self._reader()
+            .execute(
+                "SELECT height FROM tree_heads WHERE tree_size = ? ORDER BY height LIMIT 1",
+                (tree_size,),
+            )
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    # -- the one write path -----------------------------------------------------------
+
+    def begin_block(self) -> None:
+        """Open the writer's transaction before executing a block.
+
+        Execution's many point reads then share one snapshot instead of each
+        taking its own; ``commit_block`` writes and commits in the same
+        transaction (this store is the only writer), ``abort_block`` drops it.
+        """
+        if not self._writer.in_transaction:
+            self._writer.execute("BEGIN")
+
+    def abort_block(self) -> None:
+        if self._writer.in_transaction:
+            self._writer.execute("ROLLBACK")
+
+    def commit_block(self, block: BlockWrites) -> None:
+        """Write one block's effects atomically; the store moves to ``block.height``."""
+        if block.height != self.height + 1:
+            raise StorageCorrupt(
+                f"state store is at height {self.height}; cannot apply block {block.height}",
+                block.height,
+            )
+        conn = self._writer
+        if not conn.in_transaction:
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            upserts = [(k, v, block.height) for k, v in block.writes if v is not None]
+            deletes = [(k,) for k, v in block.writes if v is None]
+            if upserts:
+                conn.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)", upserts)
+            if deletes:
+                conn.executemany("DELETE FROM state WHERE key = ?", deletes)
+            conn.executemany(
+                "INSERT OR IGNORE INTO txs VALUES (?, ?, ?, ?)",
+                [(txid, block.height, idx, code) for txid, idx, code in block.txs],
+            )
+            conn.executemany("INSERT OR IGNORE INTO nonces VALUES (?, ?, ?)", block.nonces)
+            conn.executemany("INSERT OR REPLACE INTO tree_nodes VALUES (?, ?, ?)", block.tree_nodes)
+            conn.execute(
+                "INSERT OR REPLACE INTO tree_heads VALUES (?, ?, ?, ?)",
+                (block.height, block.tree_size, block.tree_head[0], block.tree_head[1]),
+            )
+            meta = {
+                "height": str(block.height),
+                "block_hash": block.block_hash,
+                "state_digest": block.state_digest,
+                "tree_size": str(block.tree_size),
+                "time": str(block.time_ms),
+            }
+            conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._meta_cache.update(meta)

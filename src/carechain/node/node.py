@@ -1,0 +1,306 @@
+"""A peer: ordering -> validate -> execute -> commit; queries; committed-block events.
+
+``Node.open(data_dir)`` recovers before anything else: the block store cuts a
+torn tail, and blocks on disk that the state store does not yet reflect are
+re-executed and checked against the stored bytes. Then ``start()`` starts the
+ordering service, whose batches the commit thread applies one at a time.
+
+A transaction is *acknowledged* (``wait`` returns, the REST API answers
+``committed``) only after its block is fsynced to the block store and its
+state written.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from carechain.contracts import default_contracts
+from carechain.contracts.executor import Executor, SignatureCache
+from carechain.contracts.membership import MEMBER_PREFIX, ORG_PREFIX, MemberRecord, read_member
+from carechain.contracts.state import Overlay
+from carechain.crypto.canonical import parse_json
+from carechain.crypto.suite import get_suite
+from carechain.errors import Busy, CarechainError, NodeFailure, NotFound
+from carechain.identity.certificates import fingerprint_of
+from carechain.identity.keys import read_private_key
+from carechain.ledger.block import Batch, Block, batch_from_json, decode_block
+from carechain.ledger.blockstore import BlockStore
+from carechain.ledger.statestore import StateStore
+from carechain.ledger.transaction import Fingerprint, SignedTransaction
+from carechain.node.committer import Committer, batch_of
+from carechain.node.config import NodeConfig, load_config
+from carechain.node.mempool import ADMITTED, COMMITTED, Mempool
+from carechain.ordering.base import OrderingService
+from carechain.ordering.solo import SoloOrderer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TxStatus:
+    txid: str
+    status: str
+    """``pending``, ``committed`` (applied or rejected: see ``code``) or ``unknown``."""
+    height: int | None = None
+    index: int | None = None
+    code: str | None = None
+    message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"txid": self.txid, "status": self.status}
+        if self.status == "committed":
+            doc.update(
+                height=self.height, index=self.index, code=self.code, message=self.message or ""
+            )
+        return doc
+
+
+class Node:
+    def __init__(self, config: NodeConfig, *, ordering: OrderingService | None = None) -> None:
+        self.config = config
+        self.suite = get_suite(config.suite)
+        self.chain = config.chain
+        self.peer_key = read_private_key(config.peer_key)
+        self.peer_fp = Fingerprint(fingerprint_of(config.peer_cert.read_bytes()))
+        self.state = StateStore(config.state_path)
+        self.blocks = BlockStore.open(
+            config.blocks_dir, min_height=self.state.height, fsync=config.fsync
+        )
+        self.signatures = SignatureCache()
+        self.executor = Executor(default_contracts(), self.suite, self.signatures)
+        self.committer = Committer(
+            self.chain,
+            self.state,
+            self.executor,
+            self.suite,
+            self.blocks,
+            self.peer_fp,
+            self.peer_key,
+        )
+        self._members: dict[str, MemberRecord | None] = {}
+        self.mempool = Mempool(
+            self.chain, self.suite, self.member, self.state.nonce_txids, self.signatures
+        )
+        self._waiters: dict[str, list[threading.Event]] = {}
+        self._waiters_lock = threading.Lock()
+        self._subscribers: list[Callable[[Block], None]] = []
+        self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=4)
+        self._commit_thread: threading.Thread | None = None
+        self.failure: BaseException | None = None
+        self.started_at = time.time()
+        self.committer.on_commit.append(self._after_commit)
+        self.ordering = ordering or self._solo()
+        self._recover()
+
+    @classmethod
+    def open(cls, data_dir: Path | str) -> Node:
+        return cls(load_config(data_dir))
+
+    def _solo(self) -> SoloOrderer:
+        cfg = self.config
+        if cfg.orderer_key is None or cfg.orderer_cert is None:
+            raise NodeFailure("solo ordering needs orderer_key and orderer_cert in node.toml")
+        return SoloOrderer(
+            self.chain,
+            Fingerprint(fingerprint_of(cfg.orderer_cert.read_bytes())),
+            read_private_key(cfg.orderer_key),
+            self.suite,
+            max_txs=cfg.max_txs,
+            max_wait_ms=cfg.max_wait_ms,
+        )
+
+    # -- recovery ----------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Commit genesis on first start; re-execute blocks the state does not reflect."""
+        self.state.bind_writer()
+        if self.blocks.height < 0 and self.state.height < 0:
+            genesis = batch_from_json(parse_json(self.config.genesis_path.read_bytes()))
+            self.committer.apply(genesis)
+        replayed = 0
+        for height in range(self.state.height + 1, self.blocks.height + 1):
+            data = self.blocks.get(height)
+            block = decode_block(data, height)
+            rebuilt, writes = self.committer.build(batch_of(block))
+            self.committer.commit(rebuilt, writes, rebuilt.to_bytes())
+            replayed += 1
+        if replayed:
+            log.info("replayed %d block(s) into the state store", replayed)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._commit_thread = threading.Thread(
+            target=self._commit_loop, name="committer", daemon=True
+        )
+        self._commit_thread.start()
+        self.ordering.start(self.state.height + 1, self.committer.last_time_ms, self._batches.put)
+
+    def stop(self) -> None:
+        self.ordering.stop()
+        if self._commit_thread is not None:
+            self._batches.put(None)
+            self._commit_thread.join(timeout=30)
+            self._commit_thread = None
+        self.blocks.close()
+        self.state.close()
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _commit_loop(self) -> None:
+        self.state.bind_writer()
+        while True:
+            batch = self._batches.get()
+            if batch is None:
+                return
+            if batch.height <= self.state.height:
+                continue  # delivered again after a reconnect
+            try:
+                self.committer.apply(batch)
+            except BaseException as exc:
+                log.exception("commit of batch %d failed; the node stops committing", batch.height)
+                self.failure = exc
+                return
+
+    def _after_commit(self, block: Block, writes: list[tuple[str, bytes | None]]) -> None:
+        if any(k.startswith((MEMBER_PREFIX, ORG_PREFIX)) for k, _ in writes):
+            self._members = {}
+        self.mempool.forget(block.txs)
+        with self._waiters_lock:
+            events = [e for tx in block.txs for e in self._waiters.pop(tx.txid, [])]
+        for event in events:
+            event.set()
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(block)
+            except Exception:
+                log.exception("block subscriber failed")
+
+    # -- submitting --------------------------------------------------------------------
+
+    def member(self, fingerprint: str) -> MemberRecord | None:
+        if fingerprint in self._members:
+            return self._members[fingerprint]
+        record = read_member(Overlay(self.state), fingerprint)
+        if len(self._members) > 100_000:
+            self._members = {}
+        self._members[fingerprint] = record
+        return record
+
+    def healthy(self) -> None:
+        failure = self.failure or getattr(self.ordering, "failure", None)
+        if failure is not None:
+            raise NodeFailure(f"the node stopped committing: {failure}")
+
+    def submit(self, txs: Sequence[SignedTransaction]) -> list[threading.Event | CarechainError]:
+        """Admit and order ``txs``: per transaction, an event set once it is committed,
+        or the error (an ``InvalidInput`` subclass) that kept it out.
+        """
+        self.healthy()
+        outcomes = self.mempool.admit_many(txs)
+        results: list[threading.Event | CarechainError] = []
+        admitted: list[SignedTransaction] = []
+        with self._waiters_lock:
+            for tx, outcome in zip(txs, outcomes, strict=True):
+                if isinstance(outcome, CarechainError):
+                    results.append(outcome)
+                    continue
+                event = threading.Event()
+                if outcome is COMMITTED:
+                    event.set()  # submitting a committed transaction again is harmless
+                else:
+                    self._waiters.setdefault(tx.txid, []).append(event)
+                    if outcome is ADMITTED:
+                        admitted.append(tx)
+                    elif self.state.tx_location(tx.txid) is not None:
+                        event.set()  # pending elsewhere and committed meanwhile
+                results.append(event)
+        if admitted:
+            try:
+                self.ordering.submit(admitted)
+            except Busy:
+                self.mempool.forget(admitted)
+                with self._waiters_lock:
+                    for tx in admitted:
+                        self._waiters.pop(tx.txid, None)
+                raise
+        return results
+
+    def submit_one(self, tx: SignedTransaction, wait_s: float = 0.0) -> TxStatus:
+        """Submit one transaction; raise what is wrong with it; wait up to ``wait_s``."""
+        (event,) = self.submit([tx])
+        if isinstance(event, CarechainError):
+            raise event
+        if wait_s > 0:
+            event.wait(wait_s)
+        return self.tx_status(tx.txid)
+
+    # -- queries -----------------------------------------------------------------------
+
+    def tx_status(self, txid: str) -> TxStatus:
+        location = self.state.tx_location(txid)
+        if location is not None:
+            height, index, code = location
+            message = ""
+            if code != "ok":
+                block = self.block(height)
+                message = block.results[index].message
+            return TxStatus(txid, "committed", height, index, code, message)
+        with self._waiters_lock:
+            pending = txid in self._waiters
+        return TxStatus(txid, "pending" if pending else "unknown")
+
+    def block(self, height: int) -> Block:
+        if not 0 <= height <= self.state.height:
+            raise NotFound(f"no block at height {height}; the chain is at {self.state.height}")
+        return decode_block(self.blocks.get(height), height)
+
+    def transaction(self, txid: str) -> tuple[SignedTransaction, TxStatus]:
+        status = self.tx_status(txid)
+        if status.status != "committed" or status.height is None or status.index is None:
+            raise NotFound(f"no committed transaction {txid}")
+        return self.block(status.height).txs[status.index], status
+
+    def state_value(self, key: str) -> tuple[Any, int]:
+        found = self.state.get_with_height(key)
+        if found is None:
+            raise NotFound(f"no state at {key!r}")
+        return orjson.loads(found[0]), found[1]
+
+    def state_range(self, prefix: str, limit: int, after: str = "") -> list[tuple[str, Any]]:
+        return [(k, orjson.loads(v)) for k, v in self.state.scan(prefix, limit, after)]
+
+    def subscribe(self, callback: Callable[[Block], None]) -> Callable[[], None]:
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def status(self) -> dict[str, Any]:
+        failure = self.failure or getattr(self.ordering, "failure", None)
+        return {
+            "chain": self.chain,
+            "suite": self.suite.name,
+            "height": self.state.height,
+            "block_hash": self.state.block_hash,
+            "state_digest": self.state.state_digest,
+            "tree_size": self.state.tree_size,
+            "block_time": self.state.time_ms,
+            "pending": len(self.mempool),
+            "ordering": self.config.ordering_backend,
+            "peer": self.peer_fp,
+            "healthy": failure is None,
+            "failure": None if failure is None else str(failure),
+            "uptime_s": round(time.time() - self.started_at, 1),
+        }

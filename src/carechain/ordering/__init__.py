@@ -1,0 +1,1 @@
+"""Ordering backends behind one interface (``base.OrderingService``)."""

@@ -1,0 +1,225 @@
+"""The embedded node end to end, in process: admission checks, commit, replay, recovery."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from carechain.api.client import build_transaction
+from carechain.errors import (
+    BadSignature,
+    CertificateRevoked,
+    InvalidTransaction,
+    Replayed,
+    UnknownSigner,
+)
+from carechain.identity.wallet import Credentials
+from carechain.ledger.transaction import SignedTransaction, sign_transaction
+from carechain.node.config import load_config
+from carechain.node.node import Node
+from carechain.node.verify import verify_ledger
+
+Member = Callable[[str], Credentials]
+
+
+def anchor(creds: Credentials, digest: str, **kw: object) -> SignedTransaction:
+    return build_transaction(creds, "demo", "notary", "anchor", {"digest": digest}, **kw)  # type: ignore[arg-type]
+
+
+def digest(n: int) -> str:
+    return f"{n:064x}"
+
+
+def test_genesis_registers_every_organisation_and_member(node: Node, member: Member) -> None:
+    assert node.state.height == 0
+    orgs = node.state_range("governance/org/", 100)
+    assert len(orgs) == 9
+    doctor = node.member(member("pumch/dr-wang").fingerprint)
+    assert doctor is not None and doctor.role == "clinician" and doctor.org_id == "pumch"
+
+
+def test_committed_transaction_changes_state_and_is_indexed(node: Node, member: Member) -> None:
+    tx = anchor(member("pumch/dr-wang"), digest(1))
+    status = node.submit_one(tx, wait_s=10)
+    assert (status.status, status.code) == ("committed", "ok")
+    value, height = node.state_value(f"notary/anchor/{digest(1)}")
+    assert value["org"] == "pumch" and height == status.height
+    assert node.transaction(tx.txid)[0].txid == tx.txid
+
+
+def test_rejected_transaction_is_recorded_but_changes_no_state(node: Node, member: Member) -> None:
+    before = node.state.state_digest
+    rows_before = list(node.state.iter_state())
+    tx = build_transaction(
+        member("pumch/dr-wang"), "demo", "governance", "register_member", {"certificate": "x"}
+    )
+    status = node.submit_one(tx, wait_s=10)
+    assert (status.status, status.code) == ("committed", "forbidden")
+    assert "role clinician may not call" in (status.message or "")
+    block = node.block(status.height or 0)
+    assert block.results[status.index or 0].code == "forbidden"
+    # The state digest chains an empty write-set: it moves, but no state row changed.
+    assert node.state.state_digest != before
+    assert list(node.state.iter_state()) == rows_before
+
+
+def test_unknown_contract_argument_is_refused(node: Node, member: Member) -> None:
+    tx = build_transaction(
+        member("pumch/dr-wang"), "demo", "notary", "anchor", {"digest": digest(2), "colour": "red"}
+    )
+    status = node.submit_one(tx, wait_s=10)
+    assert status.code == "contract_error" and "colour" in (status.message or "")
+    with pytest.raises(Exception, match="no state"):
+        node.state_value(f"notary/anchor/{digest(2)}")
+
+
+def test_same_transaction_twice_commits_once(node: Node, member: Member) -> None:
+    tx = anchor(member("pumch/dr-wang"), digest(3))
+    first = node.submit_one(tx, wait_s=10)
+    again = node.submit_one(tx, wait_s=10)
+    assert first == again
+    assert first.code == "ok"
+
+
+def test_reused_nonce_is_refused_up_front(node: Node, member: Member) -> None:
+    doctor = member("pumch/dr-wang")
+    node.submit_one(anchor(doctor, digest(4), nonce="n-1"), wait_s=10)
+    with pytest.raises(Replayed, match="nonce 'n-1'"):
+        node.submit_one(anchor(doctor, digest(5), nonce="n-1"))
+
+
+def test_bad_signature_is_refused_up_front(node: Node, member: Member) -> None:
+    doctor, pharmacist = member("pumch/dr-wang"), member("yf-pharmacy/ph-chen")
+    tx = anchor(doctor, digest(6))
+    forged = sign_transaction(tx.body, {doctor.fingerprint: pharmacist.private_key})  # type: ignore[dict-item]
+    height = node.state.height
+    with pytest.raises(BadSignature, match="does not verify"):
+        node.submit_one(forged)
+    assert node.state.height == height and len(node.mempool) == 0
+
+
+def test_unknown_signer_is_refused(node: Node, tmp_path: Path) -> None:
+    from carechain.crypto.suite import DEFAULT
+    from carechain.identity.wallet import Credentials as C
+
+    stranger = C("ab" * 32, b"", DEFAULT.generate_private_key())  # type: ignore[arg-type]
+    with pytest.raises(UnknownSigner):
+        node.submit_one(anchor(stranger, digest(7)))
+
+
+def test_wrong_chain_is_refused(node: Node, member: Member) -> None:
+    tx = build_transaction(
+        member("pumch/dr-wang"), "other", "notary", "anchor", {"digest": digest(8)}
+    )
+    with pytest.raises(InvalidTransaction, match="chain 'other'"):
+        node.submit_one(tx)
+
+
+def test_revoked_certificate_cannot_sign(node: Node, member: Member) -> None:
+    admin, doctor = member("pumch/admin"), member("pumch/dr-wang")
+    revoke = build_transaction(
+        admin,
+        "demo",
+        "governance",
+        "revoke_certificate",
+        {"fingerprint": doctor.fingerprint, "reason": "keyCompromise"},
+    )
+    assert node.submit_one(revoke, wait_s=10).code == "ok"
+    with pytest.raises(CertificateRevoked):
+        node.submit_one(anchor(doctor, digest(9)))
+
+
+def test_revocation_between_admission_and_block_is_caught_at_block_time(
+    node_dir: Path, member: Member
+) -> None:
+    """Both in one block: the revocation first, so the doctor's transaction is rejected."""
+    admin, doctor = member("pumch/admin"), member("pumch/dr-wang")
+    with Node(load_config(node_dir)) as n:
+        n.ordering.max_wait_ms = 300  # type: ignore[attr-defined]
+        n.start()
+        revoke = build_transaction(
+            admin,
+            "demo",
+            "governance",
+            "revoke_certificate",
+            {"fingerprint": doctor.fingerprint, "reason": "keyCompromise"},
+        )
+        late = anchor(doctor, digest(10))
+        events = n.submit([revoke, late])
+        for event in events:
+            assert not isinstance(event, Exception)
+            event.wait(10)  # type: ignore[union-attr]
+        assert n.tx_status(revoke.txid).code == "ok"
+        assert n.tx_status(late.txid).code == "certificate_revoked"
+
+
+def test_restart_keeps_every_block_and_verifies(node_dir: Path, member: Member) -> None:
+    doctor = member("pumch/dr-wang")
+    with Node(load_config(node_dir)) as n:
+        n.start()
+        statuses = [n.submit_one(anchor(doctor, digest(100 + i)), wait_s=10) for i in range(5)]
+        digest_before = n.state.state_digest
+    with Node(load_config(node_dir)) as n:
+        assert n.state.state_digest == digest_before
+        for status in statuses:
+            assert n.tx_status(status.txid) == status
+    report = verify_ledger(node_dir)
+    assert report.blocks == statuses[-1].height + 1  # type: ignore[operator]
+    assert report.state_checked
+
+
+def test_blocks_missing_from_state_are_replayed_on_start(
+    node_dir: Path, member: Member, tmp_path: Path
+) -> None:
+    """Crash between block fsync and state commit: the state store is one block behind."""
+    doctor = member("pumch/dr-wang")
+    with Node(load_config(node_dir)) as n:
+        n.start()
+        n.submit_one(anchor(doctor, digest(200)), wait_s=10)
+    saved_state = tmp_path / "state-at-1"
+    shutil.copy(node_dir / "state.sqlite", saved_state)
+    with Node(load_config(node_dir)) as n:
+        n.start()
+        last = n.submit_one(anchor(doctor, digest(201)), wait_s=10)
+        expected = (n.state.height, n.state.state_digest)
+    for suffix in ("-wal", "-shm"):
+        (node_dir / f"state.sqlite{suffix}").unlink(missing_ok=True)
+    shutil.copy(saved_state, node_dir / "state.sqlite")
+    with Node(load_config(node_dir)) as n:
+        assert (n.state.height, n.state.state_digest) == expected
+        assert n.tx_status(last.txid).code == "ok"
+
+
+def test_two_peers_fed_the_same_batches_reach_identical_state(
+    consortium: object, node_dir: Path, member: Member, tmp_path: Path
+) -> None:
+    """Determinism: a second peer re-executing the first peer's blocks gets the same bytes."""
+    from carechain.node.committer import batch_of
+
+    twin_dir = tmp_path / "twin"
+    shutil.copytree(node_dir, twin_dir)
+    doctor, admin = member("pumch/dr-wang"), member("pumch/admin")
+    with Node(load_config(node_dir)) as first:
+        first.start()
+        for i in range(20):
+            first.submit_one(anchor(doctor, digest(300 + i % 7)), wait_s=10)
+        first.submit_one(
+            build_transaction(
+                admin,
+                "demo",
+                "governance",
+                "revoke_certificate",
+                {"fingerprint": doctor.fingerprint, "reason": "superseded"},
+            ),
+            wait_s=10,
+        )
+        blocks = [first.block(h) for h in range(first.state.height + 1)]
+        final = (first.state.state_digest, first.state.block_hash)
+    with Node(load_config(twin_dir)) as twin:
+        for block in blocks[1:]:
+            rebuilt = twin.committer.apply(batch_of(block))
+            assert rebuilt.to_bytes() == block.to_bytes()
+        assert (twin.state.state_digest, twin.state.block_hash) == final
