@@ -224,7 +224,10 @@ def bench_proofs(leaves: int) -> dict[str, float]:
         step = 50_000
         for start in range(0, leaves, step):
             tree.append_leaf_hashes(
-                [hasher.hash_leaf(i.to_bytes(8, "big")) for i in range(start, start + step)]
+                [
+                    hasher.hash_leaf(i.to_bytes(8, "big"))
+                    for i in range(start, min(start + step, leaves))
+                ]
             )
             nodes = store.take_pending()
             state._writer.execute("BEGIN")

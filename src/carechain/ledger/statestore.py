@@ -110,6 +110,8 @@ class StateStore:
         # state is rebuilt from it after a crash, so NORMAL is enough here.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages per connection
+        conn.execute("PRAGMA mmap_size=1073741824")
         return conn
 
     def _reader(self) -> sqlite3.Connection:
@@ -210,18 +212,21 @@ class StateStore:
 
     def nonce_txids(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Of these (signer, nonce) pairs, the ones already consumed, with their txids."""
+        by_signer: dict[str, list[str]] = {}
+        for signer, nonce in pairs:
+            by_signer.setdefault(signer, []).append(nonce)
         found: dict[tuple[str, str], str] = {}
         conn = self._reader()
-        for start in range(0, len(pairs), 400):
-            chunk = pairs[start : start + 400]
-            marks = ",".join("(?,?)" for _ in chunk)
-            flat = [part for pair in chunk for part in pair]
-            rows = conn.execute(
-                f"SELECT signer, nonce, txid FROM nonces WHERE (signer, nonce) IN (VALUES {marks})",
-                flat,
-            )
-            for signer, nonce, txid in rows:
-                found[(str(signer), str(nonce))] = str(txid)
+        for signer, nonces in by_signer.items():
+            for start in range(0, len(nonces), 500):
+                chunk = nonces[start : start + 500]
+                rows = conn.execute(
+                    "SELECT nonce, txid FROM nonces WHERE signer = ? AND nonce IN "
+                    f"({','.join('?' * len(chunk))})",
+                    (signer, *chunk),
+                )
+                for nonce, txid in rows:
+                    found[(signer, str(nonce))] = str(txid)
         return found
 
     def tree_node(self, level: int, index: int) -> bytes | None:
