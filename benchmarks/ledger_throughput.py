@@ -41,6 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+THREADS = int(os.environ.get("CC_BENCH_THREADS", "4"))
 SIGNERS = ["pumch/dr-wang", "chaoyang-clinic/dr-zhao", "yf-pharmacy/ph-chen", "nmpa/auditor-01"]
 
 
@@ -95,7 +96,7 @@ def client_process(url: str, identity: str, batches: list[list[bytes]], out: mp.
                 with lock:
                     results.append((start, end, ok))
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
+    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
     for t in threads:
         t.start()
     for t in threads:

@@ -8,6 +8,7 @@ input and never carry a stack trace.
 import asyncio
 import logging
 import threading
+import time
 from typing import Annotated, Any
 
 import orjson
@@ -136,15 +137,16 @@ def create_app(node: Node) -> FastAPI:
 
         Each gets its own outcome (its id, or the error that kept it out).
         """
-        doc = parse_json(await request.body())
-        if not isinstance(doc, dict) or not isinstance(doc.get("transactions"), list):
-            raise InvalidInput('body must be {"transactions": [...]}')
-        items = doc["transactions"]
-        if len(items) > MAX_BATCH:
-            raise Oversize(f"{len(items)} transactions in one batch; the limit is {MAX_BATCH}")
+        body = await request.body()
 
-        def admit() -> tuple[list[Any], list[threading.Event]]:
-            results: list[Any] = [None] * len(items)
+        def process() -> dict[str, Any]:
+            doc = parse_json(body)
+            if not isinstance(doc, dict) or not isinstance(doc.get("transactions"), list):
+                raise InvalidInput('body must be {"transactions": [...]}')
+            items = doc["transactions"]
+            if len(items) > MAX_BATCH:
+                raise Oversize(f"{len(items)} transactions in one batch; the limit is {MAX_BATCH}")
+            results: list[dict[str, Any]] = [{} for _ in items]
             txs, slots = [], []
             for i, item in enumerate(items):
                 try:
@@ -152,22 +154,25 @@ def create_app(node: Node) -> FastAPI:
                     slots.append(i)
                 except CarechainError as exc:
                     results[i] = {"error": exc.to_dict()}
-            events = []
+            events, accepted = [], []
             for slot, tx, outcome in zip(slots, txs, node.submit(txs), strict=True):
                 if isinstance(outcome, CarechainError):
                     results[slot] = {"txid": tx.txid, "error": outcome.to_dict()}
                 else:
-                    results[slot] = {"txid": tx.txid}
+                    results[slot] = {"txid": tx.txid, "status": "pending"}
                     events.append(outcome)
-            return results, events
+                    accepted.append(slot)
+            if wait:
+                deadline = time.monotonic() + timeout
+                for event in events:
+                    if not event.wait(max(0.0, deadline - time.monotonic())):
+                        break
+                statuses = node.tx_statuses([results[slot]["txid"] for slot in accepted])
+                for slot, status in zip(accepted, statuses, strict=True):
+                    results[slot] = status.to_json()
+            return {"results": results}
 
-        results, events = await run_in_threadpool(admit)
-        if wait:
-            await wait_for(events, timeout)
-            for result in results:
-                if "txid" in result and "error" not in result:
-                    result.update(node.tx_status(result["txid"]).to_json())
-        return {"results": results}
+        return await run_in_threadpool(process)
 
     @app.get("/v1/transactions/{txid}", tags=["transactions"])
     async def get_transaction(txid: str, _: Member) -> Any:

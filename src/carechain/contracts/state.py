@@ -31,16 +31,19 @@ class CommittedState(Protocol):
 
 
 class Overlay:
-    """Uncommitted writes over a parent view; values kept with their canonical bytes."""
+    """Uncommitted writes over a parent view, kept as canonical bytes."""
 
     def __init__(self, parent: CommittedState | Overlay) -> None:
         self.parent = parent
-        self.writes: dict[str, tuple[Any, bytes] | None] = {}
+        self.writes: dict[str, bytes | None] = {}
+        """Key -> canonical value bytes, or None for a delete."""
 
     def get(self, key: str) -> Any | None:
         entry = self.writes.get(key, _MISSING)
         if entry is not _MISSING:
-            return None if entry is None else entry[0]  # type: ignore[index]
+            # A fresh copy every time: a contract changing what it read cannot
+            # change what was written.
+            return None if entry is None else orjson.loads(entry)  # type: ignore[arg-type]
         if isinstance(self.parent, Overlay):
             return self.parent.get(key)
         raw = self.parent.get(key)
@@ -49,6 +52,11 @@ class Overlay:
     def put(self, key: str, value: Any) -> None:
         if not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
             raise ContractError(f"state key {key[:40]!r} is empty, too long or holds NUL")
+        if not key.isascii():
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ContractError("state key holds a lone surrogate") from None
         try:
             raw = canonical_bytes(value)
         except NonCanonical as exc:
@@ -57,7 +65,7 @@ class Overlay:
             raise ContractError(
                 f"value for {key!r} is {len(raw)} bytes; the limit is {MAX_VALUE_BYTES}"
             )
-        self.writes[key] = (orjson.loads(raw), raw)
+        self.writes[key] = raw
 
     def delete(self, key: str) -> None:
         self.writes[key] = None
@@ -74,7 +82,7 @@ class Overlay:
                 if entry is None:
                     merged.pop(key, None)
                 else:
-                    merged[key] = entry[0]
+                    merged[key] = orjson.loads(entry)
         items = sorted(merged.items())
         return items if limit < 0 else items[:limit]
 
@@ -86,9 +94,7 @@ class Overlay:
 
     def write_set(self) -> list[tuple[str, bytes | None]]:
         """The block's write-set: (key, canonical value bytes or None), in key order."""
-        return [
-            (key, None if entry is None else entry[1]) for key, entry in sorted(self.writes.items())
-        ]
+        return sorted(self.writes.items())
 
 
 def write_set_bytes(writes: list[tuple[str, bytes | None]]) -> bytes:

@@ -30,6 +30,8 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 from carechain.errors import NonCanonical
 
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -153,6 +155,17 @@ def canonical_bytes(value: JSONValue) -> bytes:
         special = _fast_check(value, 0)
     except _Slow:
         special = _check(value, 0, "")
+    else:
+        if not special:
+            # Exact built-in types, integers in range, no key at or above U+E000:
+            # orjson's output (keys sorted by code point, RFC 8259 escapes) is the
+            # RFC 8785 form byte for byte; hypothesis checks this against rfc8785.
+            try:
+                return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+            except orjson.JSONEncodeError as exc:
+                raise NonCanonical(
+                    "string holds a lone surrogate, which is not valid Unicode"
+                ) from exc
     if special:
         text = json.dumps(
             _utf16_sorted(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False

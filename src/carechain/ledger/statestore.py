@@ -202,6 +202,21 @@ class StateStore:
         )
         return None if row is None else (int(row[0]), int(row[1]), str(row[2]))
 
+    def tx_locations(self, txids: Sequence[str]) -> dict[str, tuple[int, int, str]]:
+        """``tx_location`` of many transactions in a few queries."""
+        found: dict[str, tuple[int, int, str]] = {}
+        conn = self._reader()
+        for start in range(0, len(txids), 500):
+            chunk = list(txids[start : start + 500])
+            rows = conn.execute(
+                "SELECT txid, height, idx, code FROM txs WHERE txid IN "
+                f"({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for txid, height, idx, code in rows:
+                found[str(txid)] = (int(height), int(idx), str(code))
+        return found
+
     def nonce_txid(self, signer: str, nonce: str) -> str | None:
         row = (
             self._reader()
