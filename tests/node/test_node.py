@@ -223,3 +223,27 @@ def test_two_peers_fed_the_same_batches_reach_identical_state(
             rebuilt = twin.committer.apply(batch_of(block))
             assert rebuilt.to_bytes() == block.to_bytes()
         assert (twin.state.state_digest, twin.state.block_hash) == final
+
+
+def test_pipelined_blocks_see_the_writes_of_blocks_not_yet_persisted(
+    node_dir: Path, member: Member
+) -> None:
+    """One transaction per block: block N+1 executes while N is still being persisted,
+    and must still see N's writes (the second anchor of a digest is refused)."""
+    doctor, pharmacist = member("pumch/dr-wang"), member("yf-pharmacy/ph-chen")
+    with Node(load_config(node_dir)) as n:
+        n.ordering.max_txs = 1  # type: ignore[attr-defined]
+        n.start()
+        txs = []
+        for i in range(30):
+            txs.append(anchor(doctor, digest(500 + i)))
+            txs.append(anchor(pharmacist, digest(500 + i)))
+        events = n.submit(txs)
+        for event in events:
+            assert not isinstance(event, Exception)
+            assert event.wait(20)  # type: ignore[union-attr]
+        codes = [n.tx_status(tx.txid).code for tx in txs]
+        heights = {n.tx_status(tx.txid).height for tx in txs}
+    assert len(heights) == 60, "every transaction in a block of its own"
+    assert codes == ["ok", "contract_error"] * 30
+    assert verify_ledger(node_dir).state_checked

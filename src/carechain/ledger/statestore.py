@@ -21,6 +21,7 @@ the committer writes); the committer owns the writer connection.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -67,15 +68,48 @@ class BlockWrites:
     tree_nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
 
 
+_MAX_PARAMETERS = 30_000
+"""Below SQLite's default limit of 32,766 bound parameters per statement."""
+
+
+def _insert_rows(
+    conn: sqlite3.Connection,
+    statement: str,
+    rows: Sequence[tuple[object, ...]],
+    *,
+    delete: bool = False,
+) -> None:
+    """Run ``statement`` over many rows with few SQLite calls.
+
+    One multi-row statement per chunk instead of ``executemany``: the sqlite3
+    module releases the GIL around each call, so thousands of tiny calls make
+    the committer thread queue for the GIL thousands of times per block.
+    """
+    if not rows:
+        return
+    width = len(rows[0])
+    per_chunk = max(1, _MAX_PARAMETERS // width)
+    group = "(" + ",".join("?" * width) + ")"
+    for start in range(0, len(rows), per_chunk):
+        chunk = rows[start : start + per_chunk]
+        if delete:
+            sql = f"{statement} ({','.join('?' * len(chunk))})"
+        else:
+            sql = f"{statement} {','.join([group] * len(chunk))}"
+        conn.execute(sql, [value for row in chunk for value in row])
+
+
 class SqliteNodeStore:
     """``NodeStore`` for the ledger tree: reads through, buffers puts until commit."""
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
         self._pending: dict[tuple[int, int], bytes] = {}
+        self._inflight: dict[tuple[int, int], bytes] = {}
+        """Nodes of blocks built but not yet committed to the store."""
 
     def get_node(self, level: int, index: int) -> bytes | None:
-        node = self._pending.get((level, index))
+        node = self._pending.get((level, index)) or self._inflight.get((level, index))
         if node is not None:
             return node
         return self._store.tree_node(level, index)
@@ -85,9 +119,16 @@ class SqliteNodeStore:
             self._pending[(level, index)] = digest
 
     def take_pending(self) -> list[tuple[int, int, bytes]]:
+        """The nodes put since the last call, for the block being built."""
         pending = [(level, index, digest) for (level, index), digest in self._pending.items()]
+        self._inflight.update(self._pending)
         self._pending = {}
         return pending
+
+    def release(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
+        """Forget nodes once the block that made them is committed to the store."""
+        for level, index, _ in nodes:
+            self._inflight.pop((level, index), None)
 
     def discard_pending(self) -> None:
         self._pending = {}
@@ -99,6 +140,8 @@ class StateStore:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self._writer = self._connect()
         self._writer.executescript(_SCHEMA)
         self._meta_cache: dict[str, str] = dict(self._writer.execute("SELECT key, value FROM meta"))
@@ -121,18 +164,38 @@ class StateStore:
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
         return conn
 
     def _writer_thread(self) -> int | None:
         return getattr(self, "_writer_ident", None)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read from one snapshot on the calling thread's connection (many fast reads).
+
+        The caller must not write through this store inside the block.
+        """
+        conn = self._reader()
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
 
     def bind_writer(self) -> None:
         """Declare the calling thread the committer: its reads see its own writes."""
         self._writer_ident = threading.get_ident()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close every connection, the other threads' readers included."""
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
             conn.close()
         self._writer.close()
 
@@ -275,20 +338,6 @@ class StateStore:
 
     # -- the one write path -----------------------------------------------------------
 
-    def begin_block(self) -> None:
-        """Open the writer's transaction before executing a block.
-
-        Execution's many point reads then share one snapshot instead of each
-        taking its own; ``commit_block`` writes and commits in the same
-        transaction (this store is the only writer), ``abort_block`` drops it.
-        """
-        if not self._writer.in_transaction:
-            self._writer.execute("BEGIN")
-
-    def abort_block(self) -> None:
-        if self._writer.in_transaction:
-            self._writer.execute("ROLLBACK")
-
     def commit_block(self, block: BlockWrites) -> None:
         """Write one block's effects atomically; the store moves to ``block.height``."""
         if block.height != self.height + 1:
@@ -297,21 +346,19 @@ class StateStore:
                 block.height,
             )
         conn = self._writer
-        if not conn.in_transaction:
-            conn.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN IMMEDIATE")
         try:
             upserts = [(k, v, block.height) for k, v in block.writes if v is not None]
             deletes = [(k,) for k, v in block.writes if v is None]
-            if upserts:
-                conn.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)", upserts)
-            if deletes:
-                conn.executemany("DELETE FROM state WHERE key = ?", deletes)
-            conn.executemany(
-                "INSERT OR IGNORE INTO txs VALUES (?, ?, ?, ?)",
+            _insert_rows(conn, "INSERT OR REPLACE INTO state VALUES", upserts)
+            _insert_rows(conn, "DELETE FROM state WHERE key IN", deletes, delete=True)
+            _insert_rows(
+                conn,
+                "INSERT OR IGNORE INTO txs VALUES",
                 [(txid, block.height, idx, code) for txid, idx, code in block.txs],
             )
-            conn.executemany("INSERT OR IGNORE INTO nonces VALUES (?, ?, ?)", block.nonces)
-            conn.executemany("INSERT OR REPLACE INTO tree_nodes VALUES (?, ?, ?)", block.tree_nodes)
+            _insert_rows(conn, "INSERT OR IGNORE INTO nonces VALUES", block.nonces)
+            _insert_rows(conn, "INSERT OR REPLACE INTO tree_nodes VALUES", block.tree_nodes)
             conn.execute(
                 "INSERT OR REPLACE INTO tree_heads VALUES (?, ?, ?, ?)",
                 (block.height, block.tree_size, block.tree_head[0], block.tree_head[1]),

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from carechain.contracts.executor import Executor
 from carechain.contracts.membership import read_member
 from carechain.contracts.runtime import BlockInfo
@@ -44,6 +46,7 @@ from carechain.ledger.blockstore import BlockStore
 from carechain.ledger.merkle import Hasher, MerkleTree
 from carechain.ledger.statestore import BlockWrites, SqliteNodeStore, StateStore
 from carechain.ledger.transaction import Fingerprint
+from carechain.node.staged import Layer, LayeredView, StagedState
 
 log = logging.getLogger(__name__)
 
@@ -135,16 +138,17 @@ class Committer:
         self.hasher = Hasher(suite.hash)
         self.node_store = SqliteNodeStore(state)
         self.tree = MerkleTree(self.hasher, self.node_store, state.tree_size)
+        self.staged = StagedState(state)
+        # The head: the last block built (it may not be persisted yet).
+        self.height = state.height
+        self.block_hash = state.block_hash
+        self.state_digest = state.state_digest
         self.last_time_ms = state.time_ms
         self.on_commit: list[Callable[[Block, list[tuple[str, bytes | None]]], None]] = []
 
-    @property
-    def height(self) -> int:
-        return self.state.height
-
     # -- step 1 ------------------------------------------------------------------------
 
-    def check_batch(self, batch: Batch) -> None:
+    def check_batch(self, batch: Batch, view: LayeredView | None = None) -> None:
         if batch.chain != self.chain:
             raise BatchRejected(f"batch is for chain {batch.chain!r}, not {self.chain!r}")
         if batch.height != self.height + 1:
@@ -158,9 +162,10 @@ class Committer:
             raise BatchRejected(f"batch {batch.height}: transaction root does not match")
         if batch.height == 0:
             return  # the genesis batch names its orderer; the executor checks it
-        config = self.state.get("governance/config")
-        orderers = [] if config is None else _json(config)["orderers"]
-        member = read_member(Overlay(self.state), batch.orderer)
+        view = view or self.staged.view()
+        config = view.get("governance/config")
+        orderers = [] if config is None else orjson.loads(config)["orderers"]
+        member = read_member(Overlay(view), batch.orderer)
         if batch.orderer not in orderers or member is None or member.role is not Role.ORDERER:
             raise BatchRejected(
                 f"batch {batch.height} signed by {batch.orderer[:12]}..., "
@@ -174,21 +179,16 @@ class Committer:
     # -- steps 2-5 ---------------------------------------------------------------------
 
     def build(self, batch: Batch) -> tuple[Block, BlockWrites]:
-        """Execute ``batch`` and build its block and state writes (nothing committed).
+        """Execute ``batch`` on the head and build its block and state writes.
 
-        Opens the state store's block transaction, which ``commit`` completes.
+        Nothing is persisted: the block becomes the head, its writes a staged
+        layer that later blocks read through, until ``commit`` persists it.
         """
-        self.state.begin_block()
-        try:
-            return self._build(batch)
-        except BaseException:
-            self.state.abort_block()
-            raise
-
-    def _build(self, batch: Batch) -> tuple[Block, BlockWrites]:
-        self.check_batch(batch)
-        info = BlockInfo(self.chain, batch.height, batch.time_ms)
-        run = self.executor.execute(self.state, info, batch.txs)
+        view = self.staged.view()
+        with self.state.snapshot():
+            self.check_batch(batch, view)
+            info = BlockInfo(self.chain, batch.height, batch.time_ms)
+            run = self.executor.execute(view, info, batch.txs)
         if batch.height == 0:
             self._check_genesis_orderer(batch, run.overlay)
         leaf_hashes = [
@@ -199,11 +199,11 @@ class Committer:
         self.tree.append_leaf_hashes(leaf_hashes)
         tree_size = self.tree.size
         tree_root = self.tree.root().hex()
-        digest = state_digest_after(self.state.state_digest, run.writes_hash, self.suite)
+        digest = state_digest_after(self.state_digest, run.writes_hash, self.suite)
         header = BlockHeader(
             chain=self.chain,
             height=batch.height,
-            prev=self.state.block_hash,
+            prev=self.block_hash,
             time_ms=batch.time_ms,
             tx_count=len(batch.txs),
             tx_root=batch.tx_root,
@@ -238,6 +238,11 @@ class Committer:
             tree_head=(bytes.fromhex(tree_root), canonical_bytes(sth.to_json())),
             tree_nodes=self.node_store.take_pending(),
         )
+        self.staged.push(Layer(batch.height, dict(writes), {(s, n): t for s, n, t in run.nonces}))
+        self.height = batch.height
+        self.block_hash = writes_meta.block_hash
+        self.state_digest = digest
+        self.last_time_ms = batch.time_ms
         return block, writes_meta
 
     def _check_genesis_orderer(self, batch: Batch, overlay: Overlay) -> None:
@@ -252,14 +257,15 @@ class Committer:
             raise BatchRejected("genesis batch is not signed by an orderer it names")
 
     def commit(self, block: Block, writes: BlockWrites, block_bytes: bytes | None = None) -> None:
-        """Make ``block`` durable (block store, fsync) and apply its writes to state."""
-        try:
-            self._store_block(block, block_bytes)
-            self.state.commit_block(writes)
-        except BaseException:
-            self.state.abort_block()
-            raise
-        self.last_time_ms = block.header.time_ms
+        """Make a built block durable (block store, fsync), then write its state.
+
+        Blocks are committed in the order they were built. Only after this
+        returns does the block count as committed (listeners hear of it).
+        """
+        self._store_block(block, block_bytes)
+        self.state.commit_block(writes)
+        self.staged.drop(block.height)
+        self.node_store.release(writes.tree_nodes)
         for listener in self.on_commit:
             listener(block, list(writes.writes))
 
@@ -286,12 +292,6 @@ def batch_of(block: Block) -> Batch:
     """The ordered batch a stored block was built from."""
     h = block.header
     return Batch(h.chain, h.height, h.time_ms, block.txs, h.tx_root, h.orderer, h.orderer_sig)
-
-
-def _json(raw: bytes) -> Any:
-    import orjson
-
-    return orjson.loads(raw)
 
 
 __all__ = ["BatchRejected", "Committer", "SignedTreeHead", "TxResult", "batch_of"]

@@ -34,7 +34,7 @@ from carechain.identity.certificates import fingerprint_of
 from carechain.identity.keys import read_private_key
 from carechain.ledger.block import Batch, Block, batch_from_json, decode_block
 from carechain.ledger.blockstore import BlockStore
-from carechain.ledger.statestore import StateStore
+from carechain.ledger.statestore import BlockWrites, StateStore
 from carechain.ledger.transaction import Fingerprint, SignedTransaction
 from carechain.node.committer import Committer, batch_of
 from carechain.node.config import NodeConfig, load_config
@@ -94,7 +94,10 @@ class Node:
         self._waiters_lock = threading.Lock()
         self._subscribers: list[Callable[[Block], None]] = []
         self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=4)
+        self._built: queue.Queue[tuple[Block, BlockWrites] | None] = queue.Queue(maxsize=2)
         self._commit_thread: threading.Thread | None = None
+        self._persist_thread: threading.Thread | None = None
+
         self.failure: BaseException | None = None
         self.started_at = time.time()
         self.committer.on_commit.append(self._after_commit)
@@ -143,6 +146,10 @@ class Node:
             target=self._commit_loop, name="committer", daemon=True
         )
         self._commit_thread.start()
+        self._persist_thread = threading.Thread(
+            target=self._persist_loop, name="persister", daemon=True
+        )
+        self._persist_thread.start()
         self.ordering.start(self.state.height + 1, self.committer.last_time_ms, self._batches.put)
 
     def stop(self) -> None:
@@ -151,6 +158,10 @@ class Node:
             self._batches.put(None)
             self._commit_thread.join(timeout=30)
             self._commit_thread = None
+        if self._persist_thread is not None:
+            self._persist_thread.join(timeout=30)
+            self._persist_thread = None
+
         self.blocks.close()
         self.state.close()
 
@@ -161,19 +172,37 @@ class Node:
         self.stop()
 
     def _commit_loop(self) -> None:
+        """Stage one: execute each batch on the head and hand the block on."""
+        try:
+            while True:
+                batch = self._batches.get()
+                if batch is None or self.failure is not None:
+                    return
+                if batch.height <= self.committer.height:
+                    continue  # delivered again after a reconnect
+                try:
+                    self._built.put(self.committer.build(batch))
+                except BaseException as exc:
+                    log.exception("batch %d failed; the node stops committing", batch.height)
+                    self.failure = exc
+                    return
+        finally:
+            self._built.put(None)
+
+    def _persist_loop(self) -> None:
+        """Stage two: fsync each block, write its state, acknowledge it."""
         self.state.bind_writer()
         while True:
-            batch = self._batches.get()
-            if batch is None:
+            item = self._built.get()
+            if item is None:
                 return
-            if batch.height <= self.state.height:
-                continue  # delivered again after a reconnect
+            if self.failure is not None:
+                continue  # drain: nothing after a failed block may be acknowledged
             try:
-                self.committer.apply(batch)
+                self.committer.commit(*item)
             except BaseException as exc:
-                log.exception("commit of batch %d failed; the node stops committing", batch.height)
+                log.exception("persisting block %d failed; the node stops", item[0].height)
                 self.failure = exc
-                return
 
     def _after_commit(self, block: Block, writes: list[tuple[str, bytes | None]]) -> None:
         if any(k.startswith((MEMBER_PREFIX, ORG_PREFIX)) for k, _ in writes):
