@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,6 +36,8 @@ from carechain.ledger.block import STATUS_OK, TxResult
 from carechain.ledger.transaction import Fingerprint, SignedTransaction
 
 log = logging.getLogger(__name__)
+
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="block-verify")
 
 MEMBERSHIP_PREFIXES = (MEMBER_PREFIX, ORG_PREFIX)
 GENESIS_CONTRACT = "governance"
@@ -74,6 +77,9 @@ class SignatureCache:
     def take(self, tx: SignedTransaction) -> bool:
         return self._checked.pop(tx.txid, None) == tx.signatures
 
+    def holds(self, tx: SignedTransaction) -> bool:
+        return self._checked.get(tx.txid) == tx.signatures
+
 
 class _Rejected(Exception):
     def __init__(self, code: str, message: str) -> None:
@@ -107,6 +113,8 @@ class Executor:
         seen: set[tuple[str, str]] = set()
         consumed = state.nonce_txids([(tx.body.signer, tx.body.nonce) for tx in txs])
         self._membership_dirty = False
+        if block.height > 0:
+            self._check_signatures_ahead(overlay, txs)
         for tx in txs:
             try:
                 if block.height == 0:
@@ -199,6 +207,37 @@ class Executor:
                     raise _Rejected("bad_signature", f"signature of {fp[:12]}... does not verify")
         caller = members.pop(tx.body.signer)
         return caller, members
+
+    def _check_signatures_ahead(self, overlay: Overlay, txs: Sequence[SignedTransaction]) -> None:
+        """Verify, on two threads, the signatures this node has not checked yet.
+
+        Only a cache: a fingerprint names one certificate and so one key, so a
+        signature that verifies here verifies at its turn too; whether the
+        certificate may still sign (revoked, expired) is decided at its turn.
+        """
+        work: list[tuple[SignedTransaction, list[tuple[bytes, bytes]]]] = []
+        for tx in txs:
+            if self.signatures.holds(tx):
+                continue
+            keys = []
+            for fp in tx.signers():
+                member = self._member(overlay, fp)
+                if member is None:
+                    break
+                keys.append((member.public_key, tx.signatures[fp]))
+            else:
+                work.append((tx, keys))
+        if len(work) < 64:
+            return
+
+        def verify(part: list[tuple[SignedTransaction, list[tuple[bytes, bytes]]]]) -> None:
+            for tx, keys in part:
+                if all(self.suite.verify(pk, tx.body_bytes, sig) for pk, sig in keys):
+                    self.signatures.add(tx)
+
+        half = len(work) // 2
+        for future in [_POOL.submit(verify, work[:half]), _POOL.submit(verify, work[half:])]:
+            future.result()
 
     def _member(self, overlay: Overlay, fingerprint: str) -> MemberRecord | None:
         if self._membership_dirty:
