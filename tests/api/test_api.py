@@ -196,3 +196,34 @@ def test_inclusion_and_consistency_proofs_verify_offline(
     wrong_head = dict(proof, tree_head=dict(proof["tree_head"], time=1))
     with pytest.raises(Exception, match="signature"):
         verify_inclusion_document(wrong_head, DEFAULT, peer_cert)
+
+
+def test_events_stream_reports_committed_blocks(api: Server, member: Member) -> None:
+    """GET /v1/events: a Server-Sent Events stream with one event per committed block."""
+    import json
+    import threading
+
+    creds = member("pumch/dr-wang")
+    headers = _headers(creds, "GET", "/v1/events")
+    seen: list[dict[str, object]] = []
+    ready = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", api.url + "/v1/events", headers=headers, timeout=20) as stream:
+            for line in stream.iter_lines():
+                if line.startswith(": connected"):
+                    ready.set()
+                if line.startswith("data: "):
+                    seen.append(json.loads(line[6:]))
+                    return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert ready.wait(10)
+    tx = build_transaction(creds, "demo", "notary", "anchor", {"digest": digest(77)})
+    with client(api, creds) as c:
+        committed = c.submit(tx, wait=True)
+    listener.join(timeout=15)
+    assert seen, "no block event arrived"
+    assert seen[0]["height"] == committed["height"]
+    assert seen[0]["txs"] == [{"txid": tx.txid, "code": "ok"}]
