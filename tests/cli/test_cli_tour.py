@@ -176,6 +176,13 @@ def test_unreachable_node_is_a_clear_error(tour: dict[str, object]) -> None:
     assert result.exit_code == 2 and "cannot reach" in result.output
 
 
+def test_verify_refuses_a_running_node_with_a_hint(tour: dict[str, object]) -> None:
+    proc: subprocess.Popen[bytes] = tour["proc"]  # type: ignore[assignment]
+    assert proc.poll() is None, "the node should still be running"
+    code, out = run(tour, "verify", "--data", str(tour["node_dir"]), "-q")
+    assert code == 2 and "is the node running?" in out
+
+
 def test_verify_a_stopped_node(tour: dict[str, object]) -> None:
     """Last: stop the node, then audit its data directory (a real subprocess, exit 0)."""
     proc: subprocess.Popen[bytes] = tour["proc"]  # type: ignore[assignment]

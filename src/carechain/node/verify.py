@@ -31,7 +31,7 @@ import orjson
 from carechain.contracts import default_contracts
 from carechain.contracts.executor import Executor
 from carechain.crypto.suite import get_suite
-from carechain.errors import CarechainError, VerificationFailed
+from carechain.errors import CarechainError, NodeFailure, VerificationFailed
 from carechain.ledger.block import Block, decode_block
 from carechain.ledger.blockstore import BlockStore, scan_integrity
 from carechain.ledger.statestore import StateStore
@@ -108,9 +108,16 @@ def verify_ledger(data_dir: Path | str, progress: Progress | None = None) -> Ver
             first.height,
         )
     stored_state = StateStore(config.state_path)
-    blocks = BlockStore.open(
-        config.blocks_dir, min_height=stored_state.height, fsync=False, repair=False
-    )
+    try:
+        blocks = BlockStore.open(
+            config.blocks_dir, min_height=stored_state.height, fsync=False, repair=False
+        )
+    except NodeFailure as exc:
+        stored_state.close()
+        raise NodeFailure(
+            f"{exc.message}: is the node running? Stop it first; verify audits a stopped "
+            "node's data directory (or a copy of it)"
+        ) from exc
     peer_cert = config.peer_cert.read_bytes()
     transactions = 0
     with tempfile.TemporaryDirectory(prefix="carechain-verify-") as tmp:
