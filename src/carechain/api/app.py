@@ -15,7 +15,7 @@ import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carechain.api.auth import RequestVerifier
@@ -23,7 +23,6 @@ from carechain.contracts.membership import MemberRecord
 from carechain.crypto.canonical import parse_json
 from carechain.errors import CarechainError, InvalidInput, NotFound, Oversize
 from carechain.ledger.block import Block
-from carechain.ledger.merkle import Hasher
 from carechain.ledger.transaction import MAX_ENVELOPE_BYTES, decode_envelope
 from carechain.node.node import Node
 from carechain.node.proofs import consistency_proof, inclusion_proof, signed_tree_head
@@ -52,7 +51,6 @@ def create_app(node: Node) -> FastAPI:
         default_response_class=ORJSONResponse,
     )
     verifier = RequestVerifier(node.suite, node.member)
-    hasher = Hasher(node.suite.hash)
 
     @app.exception_handler(CarechainError)
     async def carechain_error(_: Request, exc: CarechainError) -> ORJSONResponse:
@@ -288,14 +286,9 @@ def create_app(node: Node) -> FastAPI:
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
-    app.state.hasher = hasher
     return app
 
 
 def _offer(inbox: asyncio.Queue[Block], block: Block) -> None:
     if not inbox.full():
         inbox.put_nowait(block)
-
-
-def _unused(_: Response) -> None:  # keep the import for type checkers of subclasses
-    return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from carechain.api.client import NodeClient
+from carechain.crypto.canonical import parse_json
 from carechain.errors import CarechainError
 from carechain.identity.wallet import load_credentials
 
@@ -64,15 +64,9 @@ def show(doc: Any) -> None:
 
 
 def read_json_arg(text: str | None, file: Path | None, what: str) -> Any:
-    from carechain.crypto.canonical import parse_json
-
     if file is not None:
         data = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
         return parse_json(data)
     if text is None:
         return {}
     return parse_json(text)
-
-
-def env_default_node() -> str:
-    return os.environ.get("CARECHAIN_NODE", DEFAULT_NODE)

@@ -280,14 +280,6 @@ class StateStore:
                 found[str(txid)] = (int(height), int(idx), str(code))
         return found
 
-    def nonce_txid(self, signer: str, nonce: str) -> str | None:
-        row = (
-            self._reader()
-            .execute("SELECT txid FROM nonces WHERE signer = ? AND nonce = ?", (signer, nonce))
-            .fetchone()
-        )
-        return None if row is None else str(row[0])
-
     def nonce_txids(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Of these (signer, nonce) pairs, the ones already consumed, with their txids."""
         by_signer: dict[str, list[str]] = {}

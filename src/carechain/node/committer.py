@@ -37,7 +37,6 @@ from carechain.ledger.block import (
     Batch,
     Block,
     BlockHeader,
-    TxResult,
     leaf_entry,
     results_hash,
     transactions_root,
@@ -292,6 +291,3 @@ def batch_of(block: Block) -> Batch:
     """The ordered batch a stored block was built from."""
     h = block.header
     return Batch(h.chain, h.height, h.time_ms, block.txs, h.tx_root, h.orderer, h.orderer_sig)
-
-
-__all__ = ["BatchRejected", "Committer", "SignedTreeHead", "TxResult", "batch_of"]

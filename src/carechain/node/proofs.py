@@ -12,10 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from carechain.crypto.canonical import canonical_bytes
+from carechain.crypto.suite import CryptoSuite
 from carechain.errors import InvalidInput, NotFound
-from carechain.ledger.merkle import MerkleTree
+from carechain.identity.certificates import fingerprint_of
+from carechain.ledger.merkle import Hasher, MerkleTree, verify_consistency, verify_inclusion
 from carechain.ledger.statestore import SqliteNodeStore, StateStore
+from carechain.node.committer import tree_head_from_json
 
 
 def signed_tree_head(state: StateStore, height: int) -> dict[str, Any]:
@@ -77,9 +83,6 @@ def consistency_proof(
 
 
 def _public_key_of(certificate_pem: bytes) -> bytes:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     try:
         key = x509.load_pem_x509_certificate(certificate_pem).public_key()
     except ValueError as exc:
@@ -89,12 +92,8 @@ def _public_key_of(certificate_pem: bytes) -> bytes:
     return key.public_bytes_raw()
 
 
-def verify_tree_head(head: dict[str, Any], certificate_pem: bytes, suite: Any) -> None:
+def verify_tree_head(head: dict[str, Any], certificate_pem: bytes, suite: CryptoSuite) -> None:
     """Check a signed tree head's signature with the signing peer's certificate."""
-    from carechain.crypto.canonical import canonical_bytes
-    from carechain.identity.certificates import fingerprint_of
-    from carechain.node.committer import tree_head_from_json
-
     sth = tree_head_from_json(head)
     if fingerprint_of(certificate_pem) != sth.signer:
         raise InvalidInput("the tree head was signed by another certificate than the one given")
@@ -104,7 +103,7 @@ def verify_tree_head(head: dict[str, Any], certificate_pem: bytes, suite: Any) -
 
 
 def verify_inclusion_document(
-    doc: Any, suite: Any, certificate_pem: bytes | None = None
+    doc: Any, suite: CryptoSuite, certificate_pem: bytes | None = None
 ) -> dict[str, Any]:
     """Verify an inclusion proof document offline; return what it proves.
 
@@ -112,9 +111,6 @@ def verify_inclusion_document(
     9162 section 2.1.3.2) and, given the peer's certificate, the tree head's
     signature. Raises ``InvalidProof``/``RootMismatch``/``InvalidInput``.
     """
-    from carechain.crypto.canonical import canonical_bytes
-    from carechain.ledger.merkle import Hasher, verify_inclusion
-
     try:
         if doc["type"] != "carechain/inclusion_proof":
             raise InvalidInput("not a carechain inclusion proof")
@@ -143,11 +139,9 @@ def verify_inclusion_document(
 
 
 def verify_consistency_document(
-    doc: Any, suite: Any, certificate_pem: bytes | None = None
+    doc: Any, suite: CryptoSuite, certificate_pem: bytes | None = None
 ) -> dict[str, Any]:
     """Verify a consistency proof document offline (RFC 9162 section 2.1.4.2)."""
-    from carechain.ledger.merkle import Hasher, verify_consistency
-
     try:
         if doc["type"] != "carechain/consistency_proof":
             raise InvalidInput("not a carechain consistency proof")
