@@ -22,22 +22,20 @@ same batches reach byte-identical write-sets.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from carechain.contracts.membership import MEMBER_PREFIX, ORG_PREFIX, MemberRecord, read_member
 from carechain.contracts.runtime import Args, BlockInfo, Context, Contract, authorise
 from carechain.contracts.state import CommittedState, Overlay, write_set_bytes
-from carechain.crypto.suite import CryptoSuite
+from carechain.crypto.suite import CryptoSuite, SignatureCheck
 from carechain.errors import ConfigError, ContractError
 from carechain.ledger.block import STATUS_OK, TxResult
 from carechain.ledger.transaction import Fingerprint, SignedTransaction
 
 log = logging.getLogger(__name__)
 
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="block-verify")
 
 MEMBERSHIP_PREFIXES = (MEMBER_PREFIX, ORG_PREFIX)
 GENESIS_CONTRACT = "governance"
@@ -96,10 +94,12 @@ class Executor:
         contracts: Sequence[Contract],
         suite: CryptoSuite,
         signatures: SignatureCache | None = None,
+        verify_many: Callable[[list[SignatureCheck]], list[bool]] | None = None,
     ) -> None:
         self.contracts = {c.name: c for c in contracts}
         self.suite = suite
         self.signatures = signatures or SignatureCache()
+        self._verify_many = verify_many
         # Member records as committed state holds them; dropped whenever a block
         # writes member or organisation keys. Within such a block, reads go to the
         # overlay so a revocation takes effect for the very next transaction.
@@ -227,17 +227,13 @@ class Executor:
                 keys.append((member.public_key, tx.signatures[fp]))
             else:
                 work.append((tx, keys))
-        if len(work) < 64:
+        if len(work) < 64 or self._verify_many is None:
             return
-
-        def verify(part: list[tuple[SignedTransaction, list[tuple[bytes, bytes]]]]) -> None:
-            for tx, keys in part:
-                if all(self.suite.verify(pk, tx.body_bytes, sig) for pk, sig in keys):
-                    self.signatures.add(tx)
-
-        half = len(work) // 2
-        for future in [_POOL.submit(verify, work[:half]), _POOL.submit(verify, work[half:])]:
-            future.result()
+        checks = [(pk, tx.body_bytes, sig) for tx, keys in work for pk, sig in keys]
+        results = iter(self._verify_many(checks))
+        for tx, keys in work:
+            if all([next(results) for _ in keys]):
+                self.signatures.add(tx)
 
     def _member(self, overlay: Overlay, fingerprint: str) -> MemberRecord | None:
         if self._membership_dirty:

@@ -108,3 +108,13 @@ def get_suite(name: str = "intl") -> CryptoSuite:
 
 
 DEFAULT = _SUITES["intl"]
+
+
+SignatureCheck = tuple[bytes, bytes, bytes]
+"""(public key, message, signature)."""
+
+
+def verify_many(suite_name: str, checks: list[SignatureCheck]) -> list[bool]:
+    """Verify many signatures in one call (the unit of work sent to a worker process)."""
+    suite = get_suite(suite_name)
+    return [suite.verify(key, message, signature) for key, message, signature in checks]

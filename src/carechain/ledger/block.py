@@ -33,7 +33,7 @@ from typing import Any, NewType
 from carechain.crypto.canonical import canonical_bytes, parse_canonical
 from carechain.crypto.suite import DEFAULT, CryptoSuite
 from carechain.errors import CarechainError, InvalidInput, StorageCorrupt
-from carechain.ledger.merkle import Hasher, MemoryNodeStore, MerkleTree
+from carechain.ledger.merkle import Hasher
 from carechain.ledger.transaction import Fingerprint, SignedTransaction, TxId, decode_envelope
 
 BlockHash = NewType("BlockHash", str)
@@ -73,11 +73,27 @@ def ordering_statement(chain: str, height: int, time_ms: int, tx_count: int, tx_
     )
 
 
+def merkle_root(hasher: Hasher, leaf_hashes: Sequence[bytes]) -> bytes:
+    """RFC 9162 section 2.1.1 MTH of a list of leaf hashes, built bottom-up.
+
+    Pairing neighbours level by level and carrying an unpaired last node up
+    unchanged gives the RFC's left-heavy tree (its split at the largest power
+    of two below n); a hypothesis test checks it against ``MerkleTree``.
+    """
+    if not leaf_hashes:
+        return hasher.empty_root()
+    level = list(leaf_hashes)
+    while len(level) > 1:
+        paired = [hasher.hash_children(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
+
+
 def transactions_root(txs: Sequence[SignedTransaction], hasher: Hasher) -> str:
     """RFC 9162 Merkle tree hash over the envelopes' canonical bytes, in block order."""
-    tree = MerkleTree(hasher, MemoryNodeStore())
-    tree.append_leaf_hashes([hasher.hash_leaf(tx.wire_bytes()) for tx in txs])
-    return tree.root().hex()
+    return merkle_root(hasher, [hasher.hash_leaf(tx.wire_bytes()) for tx in txs]).hex()
 
 
 @dataclass(frozen=True)

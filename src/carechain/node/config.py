@@ -49,6 +49,8 @@ class NodeConfig:
     max_txs: int = 1000
     max_wait_ms: int = 50
     fsync: bool = True
+    verify_workers: int = 1
+    """Worker processes that check signatures in bulk (0: check on the node's threads)."""
 
     @property
     def genesis_path(self) -> Path:
@@ -113,6 +115,7 @@ def load_config(data_dir: Path | str) -> NodeConfig:
         max_txs=max_txs,
         max_wait_ms=max_wait,
         fsync=_get(doc, "fsync", bool, where, True),
+        verify_workers=_get(doc, "verify_workers", int, where, 1),
     )
 
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from carechain.contracts.executor import SignatureCache
 from carechain.contracts.membership import MemberRecord
-from carechain.crypto.suite import CryptoSuite
+from carechain.crypto.suite import CryptoSuite, SignatureCheck
 from carechain.errors import (
     BadSignature,
     CertificateExpired,
@@ -46,8 +45,6 @@ PENDING = _Outcome("PENDING")
 COMMITTED = _Outcome("COMMITTED")
 Admission = _Outcome | InvalidInput
 
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
-
 
 class Mempool:
     def __init__(
@@ -57,12 +54,14 @@ class Mempool:
         members: MemberLookup,
         committed_nonces: NonceLookup,
         signatures: SignatureCache,
+        verify: Callable[[list[SignatureCheck]], list[bool]] | None = None,
     ) -> None:
         self.chain = chain
         self.suite = suite
         self._members = members
         self._committed_nonces = committed_nonces
         self._signatures = signatures
+        self._verify = verify or (lambda checks: [suite.verify(*c) for c in checks])
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], str] = {}
 
@@ -79,14 +78,6 @@ class Mempool:
                 code, message = refusal
                 error = CertificateRevoked if code == "certificate_revoked" else CertificateExpired
                 raise error(message)
-
-    def _check_signatures(self, tx: SignedTransaction) -> InvalidInput | None:
-        for fp in tx.signers():
-            member = self._members(fp)
-            assert member is not None  # _check_signers ran first
-            if not self.suite.verify(member.public_key, tx.body_bytes, tx.signatures[fp]):
-                return BadSignature(f"signature of {fp[:12]}... does not verify over the body")
-        return None
 
     def admit_many(self, txs: Sequence[SignedTransaction]) -> list[Admission]:
         """Check each transaction; hold those that pass. One outcome per transaction:
@@ -117,16 +108,19 @@ class Mempool:
                 outcomes[i] = exc
                 continue
             to_verify.append(i)
-        # Signature checks release the GIL: spread a large batch over the cores.
-        if len(to_verify) >= 64:
-            half = len(to_verify) // 2
-            parts = [to_verify[:half], to_verify[half:]]
-            futures = [_POOL.submit(self._verify_all, txs, part) for part in parts]
-            failures = [f for future in futures for f in future.result()]
-        else:
-            failures = self._verify_all(txs, to_verify)
-        for i, error in failures:
-            outcomes[i] = error
+        checks, owners = [], []
+        for i in to_verify:
+            tx = txs[i]
+            for fp in tx.signers():
+                member = self._members(fp)
+                assert member is not None  # _check_signers found every signer
+                checks.append((member.public_key, tx.body_bytes, tx.signatures[fp]))
+                owners.append((i, fp))
+        for (i, fp), ok in zip(owners, self._verify(checks), strict=True):
+            if not ok and outcomes[i] is ADMITTED:
+                outcomes[i] = BadSignature(
+                    f"signature of {fp[:12]}... does not verify over the body"
+                )
         with self._lock:
             for i in to_verify:
                 if outcomes[i] is not ADMITTED:
@@ -144,16 +138,6 @@ class Mempool:
                     self._pending[key] = tx.txid
                     self._signatures.add(tx)
         return outcomes
-
-    def _verify_all(
-        self, txs: Sequence[SignedTransaction], indexes: Sequence[int]
-    ) -> list[tuple[int, InvalidInput]]:
-        failures = []
-        for i in indexes:
-            error = self._check_signatures(txs[i])
-            if error is not None:
-                failures.append((i, error))
-        return failures
 
     def forget(self, txs: Sequence[SignedTransaction]) -> None:
         """Drop transactions that a committed block settled (applied or rejected)."""

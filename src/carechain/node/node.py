@@ -39,6 +39,7 @@ from carechain.ledger.transaction import Fingerprint, SignedTransaction
 from carechain.node.committer import Committer, batch_of
 from carechain.node.config import NodeConfig, load_config
 from carechain.node.mempool import ADMITTED, COMMITTED, Mempool
+from carechain.node.verifier import BulkVerifier
 from carechain.ordering.base import OrderingService
 from carechain.ordering.solo import SoloOrderer
 
@@ -76,7 +77,8 @@ class Node:
             config.blocks_dir, min_height=self.state.height, fsync=config.fsync
         )
         self.signatures = SignatureCache()
-        self.executor = Executor(default_contracts(), self.suite, self.signatures)
+        self.verifier = BulkVerifier(self.suite, workers=config.verify_workers)
+        self.executor = Executor(default_contracts(), self.suite, self.signatures, self.verifier)
         self.committer = Committer(
             self.chain,
             self.state,
@@ -88,7 +90,12 @@ class Node:
         )
         self._members: dict[str, MemberRecord | None] = {}
         self.mempool = Mempool(
-            self.chain, self.suite, self.member, self.state.nonce_txids, self.signatures
+            self.chain,
+            self.suite,
+            self.member,
+            self.state.nonce_txids,
+            self.signatures,
+            self.verifier,
         )
         self._waiters: dict[str, list[threading.Event]] = {}
         self._waiters_lock = threading.Lock()
@@ -162,6 +169,7 @@ class Node:
             self._persist_thread.join(timeout=30)
             self._persist_thread = None
 
+        self.verifier.close()
         self.blocks.close()
         self.state.close()
 

@@ -39,6 +39,7 @@ from carechain.ledger.transaction import Fingerprint
 from carechain.node.committer import Committer, batch_of
 from carechain.node.config import load_config
 from carechain.node.proofs import verify_tree_head
+from carechain.node.verifier import BulkVerifier
 
 Progress = Callable[[int, int], None]
 
@@ -123,10 +124,11 @@ def verify_ledger(data_dir: Path | str, progress: Progress | None = None) -> Ver
     with tempfile.TemporaryDirectory(prefix="carechain-verify-") as tmp:
         replay = StateStore(Path(tmp) / "replay.sqlite")
         replay.bind_writer()
+        verifier = BulkVerifier(suite, workers=config.verify_workers)
         committer = Committer(
             config.chain,
             replay,
-            Executor(default_contracts(), suite),
+            Executor(default_contracts(), suite, verify_many=verifier),
             suite,
             None,
             Fingerprint(""),
@@ -189,6 +191,7 @@ def verify_ledger(data_dir: Path | str, progress: Progress | None = None) -> Ver
                         f"tree head of block {height}: {exc.message}", height
                     ) from exc
         finally:
+            verifier.close()
             replay.close()
             blocks.close()
             stored_state.close()

@@ -1,0 +1,54 @@
+"""Signature checks in bulk, in a worker process.
+
+libsodium releases Python's global interpreter lock while it verifies, but a
+thread that verifies one signature at a time must win the lock back after
+each one, and behind a busy committer thread that wait is up to the switch
+interval (5 ms) every time. A worker process verifies a whole batch with one
+hand-over each way, on the other core. Small batches are checked in place,
+where starting or feeding the worker would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor
+
+from carechain.crypto.suite import CryptoSuite, SignatureCheck, verify_many
+
+IN_PLACE_BELOW = 48
+
+
+class BulkVerifier:
+    def __init__(self, suite: CryptoSuite, workers: int = 1) -> None:
+        self.suite = suite
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, checks: list[SignatureCheck]) -> list[bool]:
+        if len(checks) < IN_PLACE_BELOW or self.workers < 1:
+            return [self.suite.verify(k, m, s) for k, m, s in checks]
+        pool = self._ensure_pool()
+        size = -(-len(checks) // self.workers)
+        futures = [
+            pool.submit(verify_many, self.suite.name, checks[i : i + size])
+            for i in range(0, len(checks), size)
+        ]
+        return [ok for future in futures for ok in future.result()]
+
+    def _ensure_pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # spawn, not fork: the node has threads running, which fork would copy
+                # half-way through whatever they were doing.
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+                )
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
