@@ -7,7 +7,6 @@ input and never carry a stack trace.
 
 import asyncio
 import logging
-import threading
 import time
 from typing import Annotated, Any
 
@@ -24,7 +23,7 @@ from carechain.crypto.canonical import parse_json
 from carechain.errors import CarechainError, InvalidInput, NotFound, Oversize
 from carechain.ledger.block import Block
 from carechain.ledger.transaction import MAX_ENVELOPE_BYTES, decode_envelope
-from carechain.node.node import Node
+from carechain.node.node import Node, Receipt
 from carechain.node.proofs import consistency_proof, inclusion_proof, signed_tree_head
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ def create_app(node: Node) -> FastAPI:
 
     Member = Annotated[MemberRecord, Depends(member)]
 
-    async def wait_for(events: list[threading.Event], timeout: float) -> None:
+    async def wait_for(events: list[Receipt], timeout: float) -> None:
         def wait_all() -> None:
             for event in events:
                 if not event.wait(timeout):
@@ -165,8 +164,10 @@ def create_app(node: Node) -> FastAPI:
                 for event in events:
                     if not event.wait(max(0.0, deadline - time.monotonic())):
                         break
-                statuses = node.tx_statuses([results[slot]["txid"] for slot in accepted])
-                for slot, status in zip(accepted, statuses, strict=True):
+                unsettled = [e.txid for e in events if e.status is None]
+                found = dict(zip(unsettled, node.tx_statuses(unsettled), strict=True))
+                for slot, event in zip(accepted, events, strict=True):
+                    status = event.status or found[event.txid]
                     results[slot] = status.to_json()
             return {"results": results}
 

@@ -46,6 +46,20 @@ from carechain.ordering.solo import SoloOrderer
 log = logging.getLogger(__name__)
 
 
+class Receipt(threading.Event):
+    """Set when its transaction commits; ``status`` then says how (unless it was
+    already committed before it was submitted: ask ``Node.tx_status`` then)."""
+
+    def __init__(self, txid: str) -> None:
+        super().__init__()
+        self.txid = txid
+        self.status: TxStatus | None = None
+
+    def settle(self, status: TxStatus) -> None:
+        self.status = status
+        self.set()
+
+
 @dataclass(frozen=True)
 class TxStatus:
     txid: str
@@ -97,7 +111,7 @@ class Node:
             self.signatures,
             self.verifier,
         )
-        self._waiters: dict[str, list[threading.Event]] = {}
+        self._waiters: dict[str, list[Receipt]] = {}
         self._waiters_lock = threading.Lock()
         self._subscribers: list[Callable[[Block], None]] = []
         self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=4)
@@ -216,10 +230,17 @@ class Node:
         if any(k.startswith((MEMBER_PREFIX, ORG_PREFIX)) for k, _ in writes):
             self._members = {}
         self.mempool.forget(block.txs)
+        settled: list[tuple[Receipt, TxStatus]] = []
         with self._waiters_lock:
-            events = [e for tx in block.txs for e in self._waiters.pop(tx.txid, [])]
-        for event in events:
-            event.set()
+            for index, (tx, result) in enumerate(zip(block.txs, block.results, strict=True)):
+                receipts = self._waiters.pop(tx.txid, None)
+                if receipts:
+                    status = TxStatus(
+                        tx.txid, "committed", block.height, index, result.code, result.message
+                    )
+                    settled.extend((receipt, status) for receipt in receipts)
+        for receipt, status in settled:
+            receipt.settle(status)
         for subscriber in list(self._subscribers):
             try:
                 subscriber(block)
@@ -242,20 +263,20 @@ class Node:
         if failure is not None:
             raise NodeFailure(f"the node stopped committing: {failure}")
 
-    def submit(self, txs: Sequence[SignedTransaction]) -> list[threading.Event | CarechainError]:
-        """Admit and order ``txs``: per transaction, an event set once it is committed,
-        or the error (an ``InvalidInput`` subclass) that kept it out.
+    def submit(self, txs: Sequence[SignedTransaction]) -> list[Receipt | CarechainError]:
+        """Admit and order ``txs``: per transaction, a receipt settled once it is
+        committed, or the error (an ``InvalidInput`` subclass) that kept it out.
         """
         self.healthy()
         outcomes = self.mempool.admit_many(txs)
-        results: list[threading.Event | CarechainError] = []
+        results: list[Receipt | CarechainError] = []
         admitted: list[SignedTransaction] = []
         with self._waiters_lock:
             for tx, outcome in zip(txs, outcomes, strict=True):
                 if isinstance(outcome, CarechainError):
                     results.append(outcome)
                     continue
-                event = threading.Event()
+                event = Receipt(tx.txid)
                 if outcome is COMMITTED:
                     event.set()  # submitting a committed transaction again is harmless
                 else:
