@@ -20,7 +20,9 @@ Any failure raises ``VerificationFailed`` naming the block.
 
 from __future__ import annotations
 
+import queue
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,7 +36,7 @@ from carechain.crypto.suite import get_suite
 from carechain.errors import CarechainError, NodeFailure, VerificationFailed
 from carechain.ledger.block import Block, decode_block
 from carechain.ledger.blockstore import BlockStore, scan_integrity
-from carechain.ledger.statestore import StateStore
+from carechain.ledger.statestore import BlockWrites, StateStore
 from carechain.ledger.transaction import Fingerprint
 from carechain.node.committer import Committer, batch_of
 from carechain.node.config import load_config
@@ -91,6 +93,44 @@ def _merge_rows(
     return None
 
 
+class _Persister:
+    """Commits replayed blocks on its own thread while the next one is re-executed."""
+
+    def __init__(self, committer: Committer) -> None:
+        self._committer = committer
+        self._queue: queue.Queue[tuple[Block, BlockWrites] | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        bound = threading.Event()
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, args=(bound,), daemon=True
+        )
+        self._thread.start()
+        bound.wait()  # only then may other threads read: they get connections of their own
+
+    def _run(self, bound: threading.Event) -> None:
+        self._committer.state.bind_writer()
+        bound.set()
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._committer.commit(*item)
+                except BaseException as exc:
+                    self._error = exc
+
+    def put(self, block: Block, writes: BlockWrites) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((block, writes))
+
+    def finish(self, *, raise_error: bool = True) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if raise_error and self._error is not None:
+            raise self._error
+
+
 def verify_ledger(data_dir: Path | str, progress: Progress | None = None) -> VerifyReport:
     started = time.perf_counter()
     config = load_config(data_dir)
@@ -123,7 +163,6 @@ def verify_ledger(data_dir: Path | str, progress: Progress | None = None) -> Ver
     transactions = 0
     with tempfile.TemporaryDirectory(prefix="carechain-verify-") as tmp:
         replay = StateStore(Path(tmp) / "replay.sqlite")
-        replay.bind_writer()
         verifier = BulkVerifier(suite, workers=config.verify_workers)
         committer = Committer(
             config.chain,
@@ -134,6 +173,7 @@ def verify_ledger(data_dir: Path | str, progress: Progress | None = None) -> Ver
             Fingerprint(""),
             None,
         )
+        persister = _Persister(committer)
         try:
             total = blocks.height + 1
             # 2. blocks
@@ -148,10 +188,11 @@ def verify_ledger(data_dir: Path | str, progress: Progress | None = None) -> Ver
                     raise VerificationFailed(
                         f"block {height}: {_describe_difference(stored, rebuilt)}", height
                     )
-                committer.commit(rebuilt, writes)
+                persister.put(rebuilt, writes)
                 transactions += len(stored.txs)
                 if progress is not None:
                     progress(height + 1, total)
+            persister.finish()
             # 3. state
             note = ""
             state_checked = stored_state.height == replay.height
@@ -191,6 +232,7 @@ def verify_ledger(data_dir: Path | str, progress: Progress | None = None) -> Ver
                         f"tree head of block {height}: {exc.message}", height
                     ) from exc
         finally:
+            persister.finish(raise_error=False)
             verifier.close()
             replay.close()
             blocks.close()
