@@ -247,3 +247,24 @@ def test_pipelined_blocks_see_the_writes_of_blocks_not_yet_persisted(
     assert len(heights) == 60, "every transaction in a block of its own"
     assert codes == ["ok", "contract_error"] * 30
     assert verify_ledger(node_dir).state_checked
+
+
+def test_full_orderer_queue_answers_busy_and_keeps_nothing(node_dir: Path, member: Member) -> None:
+    """Back-pressure: when the orderer holds too much, a submission is refused as a whole
+    with Busy (HTTP 503), and none of it lingers in the mempool to block a retry."""
+    from carechain.errors import Busy
+
+    doctor = member("pumch/dr-wang")
+    with Node(load_config(node_dir)) as n:
+        n.ordering.max_pending = 5  # type: ignore[attr-defined]
+        n.start()
+        txs = [anchor(doctor, digest(900 + i)) for i in range(10)]
+        with pytest.raises(Busy, match="waiting to be ordered"):
+            n.submit(txs)
+        assert len(n.mempool) == 0
+        assert all(n.tx_status(tx.txid).status == "unknown" for tx in txs)
+        # A smaller retry of the same transactions goes through.
+        for event in n.submit(txs[:5]):
+            assert not isinstance(event, Exception)
+            assert event.wait(10)  # type: ignore[union-attr]
+        assert all(n.tx_status(tx.txid).code == "ok" for tx in txs[:5])
