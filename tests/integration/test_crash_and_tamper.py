@@ -61,6 +61,14 @@ def start_node(node_dir: Path, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("node did not come up within 30 s")
 
 
+def children_of(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        children = (task / "children").read_text().split()
+        found.update(int(child) for child in children)
+    return found
+
+
 def run_verify(node_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CARECHAIN, "verify", "--data", str(node_dir), "--quiet"],
@@ -81,7 +89,7 @@ def writer(
                 build_transaction(
                     creds, "demo", "notary", "anchor", {"digest": f"{rng.getrandbits(256):064x}"}
                 )
-                for _ in range(rng.randint(1, 40))
+                for _ in range(rng.randint(1, 120))
             ]
             try:
                 result = client.submit_batch(txs, wait=True, timeout=5)
@@ -96,6 +104,7 @@ def test_kill_9_at_many_points_loses_nothing_acknowledged(node_dir: Path, member
     rng = random.Random(20261122)
     creds = [member("pumch/dr-wang"), member("yf-pharmacy/ph-chen")]
     acked: list[str] = []
+    orphans: set[int] = set()
     for round_ in range(6):
         port = free_port()
         proc = start_node(node_dir, port)
@@ -110,12 +119,20 @@ def test_kill_9_at_many_points_loses_nothing_acknowledged(node_dir: Path, member
         for t in threads:
             t.start()
         time.sleep(rng.uniform(0.3, 1.5))
+        workers = children_of(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+        orphans.update(workers)
         stop.set()
         for t in threads:
             t.join(timeout=15)
     assert len(acked) > 50, "the writers should have had many transactions acknowledged"
+    # The node's signature-checking workers end with it, even after kill -9.
+    assert orphans, "batches of 48 or more should have started a signature worker"
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in orphans) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in orphans if Path(f"/proc/{pid}").exists()]
     # Every acknowledged transaction survived all the kills.
     with Node(load_config(node_dir)) as node:
         missing = [txid for txid in acked if node.tx_status(txid).status != "committed"]

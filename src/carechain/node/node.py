@@ -174,6 +174,14 @@ class Node:
         self.ordering.start(self.state.height + 1, self.committer.last_time_ms, self._batches.put)
 
     def stop(self) -> None:
+        try:
+            self._stop_threads()
+        finally:
+            self.verifier.close()
+            self.blocks.close()
+            self.state.close()
+
+    def _stop_threads(self) -> None:
         self.ordering.stop()
         if self._commit_thread is not None:
             self._batches.put(None)
@@ -182,10 +190,6 @@ class Node:
         if self._persist_thread is not None:
             self._persist_thread.join(timeout=30)
             self._persist_thread = None
-
-        self.verifier.close()
-        self.blocks.close()
-        self.state.close()
 
     def __enter__(self) -> Node:
         return self

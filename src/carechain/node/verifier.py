@@ -11,12 +11,25 @@ where starting or feeding the worker would cost more than it saves.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 from carechain.crypto.suite import CryptoSuite, SignatureCheck, verify_many
 
 IN_PLACE_BELOW = 48
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a worker: end when the node's process is gone (even after kill -9)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 class BulkVerifier:
@@ -43,7 +56,10 @@ class BulkVerifier:
                 # spawn, not fork: the node has threads running, which fork would copy
                 # half-way through whatever they were doing.
                 self._pool = ProcessPoolExecutor(
-                    max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+                    max_workers=self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_exit_with_parent,
+                    initargs=(os.getpid(),),
                 )
             return self._pool
 
