@@ -3,7 +3,8 @@
 ``Node.open(data_dir)`` recovers before anything else: the block store cuts a
 torn tail, and blocks on disk that the state store does not yet reflect are
 re-executed and checked against the stored bytes. Then ``start()`` starts the
-ordering service, whose batches the commit thread applies one at a time.
+ordering service and two threads: the committer executes each batch on the
+head of the chain, and the persister makes each built block durable, in order.
 
 A transaction is *acknowledged* (``wait`` returns, the REST API answers
 ``committed``) only after its block is fsynced to the block store and its
