@@ -25,8 +25,10 @@ import base64
 import binascii
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NewType
+
+import orjson
 
 from carechain.crypto.canonical import (
     MAX_SAFE_INTEGER,
@@ -255,6 +257,9 @@ def decode_envelope(value: Any, suite: CryptoSuite = DEFAULT) -> SignedTransacti
     except NonCanonical as exc:
         where = f"body{exc.message}" if exc.message.startswith(".") else f"body.args: {exc.message}"
         raise InvalidTransaction(where) from exc
+    # The arguments that execute are read back from the signed bytes: a copy the
+    # caller's parsed value cannot change, and exactly what was signed.
+    body = replace(body, args=orjson.loads(raw)["args"])
     return SignedTransaction(body, raw, compute_txid(raw, suite), signatures)
 
 
