@@ -150,6 +150,41 @@ def test_patient_key_registered_through_the_hospital(tour: dict[str, object]) ->
     assert code == 0 and json.loads(out)["code"] == "ok"
 
 
+def test_co_signed_transaction_built_offline(tour: dict[str, object]) -> None:
+    """tx build -> tx cosign -> tx submit, as the README shows for a custody hand-over."""
+    root: Path = tour["root"]  # type: ignore[assignment]
+    members = json.loads((root / "c" / "members.json").read_text())
+    pharmacist = str(root / "c/orgs/yf-pharmacy/members/ph-chen")
+    file = root / "handover.json"
+    code, out = run(
+        tour,
+        "tx",
+        "build",
+        "notary",
+        "anchor",
+        "--chain",
+        "demo",
+        "--args",
+        json.dumps({"digest": "cd" * 32}),
+        "--cosigner",
+        members["yf-pharmacy/ph-chen"],
+        "--out",
+        str(file),
+    )
+    assert code == 0, out
+    # Submitting before the co-signer signed is refused up front.
+    code, out = run(tour, "tx", "submit", str(file))
+    assert code == 2 and "missing signature" in out
+    # Only a named co-signer may add a signature.
+    code, out = run(
+        tour, "tx", "cosign", str(file), "--as", str(root / "c/orgs/icbc/members/admin")
+    )
+    assert code == 2 and "not a co-signer" in out
+    assert run(tour, "tx", "cosign", str(file), "--as", pharmacist)[0] == 0
+    code, out = run(tour, "tx", "submit", str(file))
+    assert code == 0 and json.loads(out)["code"] == "ok"
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [

@@ -558,3 +558,19 @@ def test_decoded_transaction_is_a_signed_transaction(wire: bytes) -> None:
     assert isinstance(tx, SignedTransaction)
     assert tx.body.signer == SIGNER
     assert tx.body.cosigners == (COSIGNER,)
+
+
+def test_partial_decoding_waits_for_co_signers_but_never_for_the_signer(
+    seeds: dict[Fingerprint, bytes],
+) -> None:
+    """A transaction passed round its co-signers (``carechain tx cosign``)."""
+    body = make_body(signer=SIGNER, cosigners=(COSIGNER,))
+    only_signer = sign_transaction(body, {SIGNER: seeds[SIGNER]}).wire_bytes()
+    with pytest.raises(InvalidTransaction, match="missing signature"):
+        decode_envelope_bytes(only_signer, canonical=True)
+    partial = decode_envelope_bytes(only_signer, canonical=True, partial=True)
+    complete = add_signature(partial, COSIGNER, seeds[COSIGNER])
+    assert decode_envelope_bytes(complete.wire_bytes(), canonical=True).txid == partial.txid
+    only_cosigner = sign_transaction(body, {COSIGNER: seeds[COSIGNER]}).wire_bytes()
+    with pytest.raises(InvalidTransaction, match="missing signature"):
+        decode_envelope_bytes(only_cosigner, canonical=True, partial=True)

@@ -92,7 +92,7 @@ def cosign(
     identity: IdentityOption,
 ) -> None:
     """Add your signature to a transaction file (you must be named as a co-signer)."""
-    tx = decode_envelope_bytes(file.read_bytes(), canonical=True)
+    tx = decode_envelope_bytes(file.read_bytes(), canonical=True, partial=True)
     creds = load_credentials(identity)
     if creds.fingerprint not in tx.body.cosigners:
         fail(f"{creds.fingerprint[:12]}... is not a co-signer of this transaction")

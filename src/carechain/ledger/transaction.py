@@ -211,7 +211,9 @@ def _decode_body(body: Any) -> Transaction:
     )
 
 
-def decode_envelope(value: Any, suite: CryptoSuite = DEFAULT) -> SignedTransaction:
+def decode_envelope(
+    value: Any, suite: CryptoSuite = DEFAULT, *, partial: bool = False
+) -> SignedTransaction:
     """Check the shape of an envelope (already parsed JSON) and build the transaction.
 
     Raises ``InvalidTransaction`` naming the first field that is wrong, or
@@ -243,7 +245,7 @@ def decode_envelope(value: Any, suite: CryptoSuite = DEFAULT) -> SignedTransacti
         signatures[Fingerprint(fp)] = signature
     expected = {body.signer, *body.cosigners}
     missing = sorted(expected - set(signatures))
-    if missing:
+    if missing and not (partial and body.signer in signatures):
         raise InvalidTransaction(
             f"missing signature of {', '.join(fp[:12] + '...' for fp in missing)}"
         )
@@ -263,12 +265,18 @@ def decode_envelope(value: Any, suite: CryptoSuite = DEFAULT) -> SignedTransacti
     return SignedTransaction(body, raw, compute_txid(raw, suite), signatures)
 
 
-def decode_envelope_bytes(data: bytes, *, canonical: bool = False) -> SignedTransaction:
-    """Parse envelope bytes; with ``canonical`` insist they are RFC 8785 canonical."""
+def decode_envelope_bytes(
+    data: bytes, *, canonical: bool = False, partial: bool = False
+) -> SignedTransaction:
+    """Parse envelope bytes; with ``canonical`` insist they are RFC 8785 canonical.
+
+    With ``partial``, co-signatures may still be missing (a transaction being
+    passed round its co-signers); the signer's own signature may not.
+    """
     if len(data) > MAX_ENVELOPE_BYTES:
         raise Oversize(f"transaction is {len(data)} bytes; the limit is {MAX_ENVELOPE_BYTES}")
     value = parse_canonical(data) if canonical else parse_json(data)
-    tx = decode_envelope(value)
+    tx = decode_envelope(value, partial=partial)
     if canonical:
         object.__setattr__(tx, "_wire", bytes(data))
     return tx
