@@ -268,3 +268,65 @@ def test_full_orderer_queue_answers_busy_and_keeps_nothing(node_dir: Path, membe
             assert not isinstance(event, Exception)
             assert event.wait(10)  # type: ignore[union-attr]
         assert all(n.tx_status(tx.txid).code == "ok" for tx in txs[:5])
+
+
+class _NoOrdering:
+    """An ordering service that orders nothing: the test hands batches in itself."""
+
+    failure = None
+
+    def start(self, next_height: int, last_time_ms: int, deliver: object) -> None: ...
+
+    def submit(self, txs: object) -> None: ...
+
+    def pending(self) -> int:
+        return 0
+
+    def stop(self) -> None: ...
+
+
+def test_a_bad_batch_does_not_drop_the_good_block_built_before_it(
+    node_dir: Path, member: Member
+) -> None:
+    """Regression: a build failure used to make the persister skip blocks already built."""
+    import time as clock
+
+    from carechain.identity.wallet import load_credentials
+    from carechain.ledger.block import make_batch
+    from carechain.node.committer import BatchRejected
+
+    orderer = load_credentials(node_dir / "keys" / "orderer")
+    with Node(load_config(node_dir), ordering=_NoOrdering()) as n:  # type: ignore[arg-type]
+        real_commit = n.committer.commit
+
+        def slow_commit(*args: object) -> None:
+            clock.sleep(0.3)  # the persister lags, so block 1 is still queued
+            real_commit(*args)  # type: ignore[arg-type]
+
+        n.committer.commit = slow_commit  # type: ignore[method-assign]
+        n.start()
+        now = int(clock.time() * 1000)
+        good = make_batch(
+            "demo",
+            1,
+            now,
+            [anchor(member("pumch/dr-wang"), digest(1000))],
+            orderer.fingerprint,
+            orderer.private_key,
+        )
+        forged = make_batch(
+            "demo",
+            2,
+            now,
+            [anchor(member("pumch/dr-wang"), digest(1001))],
+            orderer.fingerprint,
+            member("pumch/admin").private_key,
+        )
+        n._batches.put(good)
+        n._batches.put(forged)
+        deadline = clock.monotonic() + 10
+        while n.state.height < 1 and clock.monotonic() < deadline:
+            clock.sleep(0.05)
+        assert n.state.height == 1, "the good block must still be persisted"
+        assert isinstance(n.failure, BatchRejected)
+        assert "orderer signature" in str(n.failure)

@@ -209,7 +209,7 @@ class Executor:
         return caller, members
 
     def _check_signatures_ahead(self, overlay: Overlay, txs: Sequence[SignedTransaction]) -> None:
-        """Verify, on two threads, the signatures this node has not checked yet.
+        """Verify in bulk the signatures this node has not checked yet.
 
         Only a cache: a fingerprint names one certificate and so one key, so a
         signature that verifies here verifies at its turn too; whether the
@@ -227,8 +227,8 @@ class Executor:
                 keys.append((member.public_key, tx.signatures[fp]))
             else:
                 work.append((tx, keys))
-        if len(work) < 64 or self._verify_many is None:
-            return
+        if not work or self._verify_many is None:
+            return  # the verifier itself decides between in place and a worker
         checks = [(pk, tx.body_bytes, sig) for tx, keys in work for pk, sig in keys]
         results = iter(self._verify_many(checks))
         for tx, keys in work:

@@ -224,9 +224,6 @@ class StateStore:
         """Block time of the last committed block."""
         return int(self._meta_cache.get("time", "0"))
 
-    def meta(self, key: str) -> str | None:
-        return self._meta_cache.get(key)
-
     # -- reads ------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
@@ -283,22 +280,23 @@ class StateStore:
         return found
 
     def nonce_txids(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        """Of these (signer, nonce) pairs, the ones already consumed, with their txids."""
-        by_signer: dict[str, list[str]] = {}
-        for signer, nonce in pairs:
-            by_signer.setdefault(signer, []).append(nonce)
+        """Of these (signer, nonce) pairs, the ones already consumed, with their txids.
+
+        One statement per chunk, joining a VALUES list to the primary key (SQLite
+        plans this as a key search per pair, unlike a row-value IN, which scans).
+        """
         found: dict[tuple[str, str], str] = {}
         conn = self._reader()
-        for signer, nonces in by_signer.items():
-            for start in range(0, len(nonces), 500):
-                chunk = nonces[start : start + 500]
-                rows = conn.execute(
-                    "SELECT nonce, txid FROM nonces WHERE signer = ? AND nonce IN "
-                    f"({','.join('?' * len(chunk))})",
-                    (signer, *chunk),
-                )
-                for nonce, txid in rows:
-                    found[(signer, str(nonce))] = str(txid)
+        for start in range(0, len(pairs), 400):
+            chunk = pairs[start : start + 400]
+            rows = conn.execute(
+                f"WITH q(s, n) AS (VALUES {','.join(['(?,?)'] * len(chunk))}) "
+                "SELECT q.s, q.n, nonces.txid FROM q "
+                "JOIN nonces ON nonces.signer = q.s AND nonces.nonce = q.n",
+                [part for pair in chunk for part in pair],
+            )
+            for signer, nonce, txid in rows:
+                found[(str(signer), str(nonce))] = str(txid)
         return found
 
     def tree_node(self, level: int, index: int) -> bytes | None:
@@ -317,18 +315,6 @@ class StateStore:
             .fetchone()
         )
         return None if row is None else (int(row[0]), bytes(row[1]), bytes(row[2]))
-
-    def height_for_tree_size(self, tree_size: int) -> int | None:
-        """The first block whose tree head has exactly ``tree_size`` leaves."""
-        row = (
-            self._reader()
-            .execute(
-                "SELECT height FROM tree_heads WHERE tree_size = ? ORDER BY height LIMIT 1",
-                (tree_size,),
-            )
-            .fetchone()
-        )
-        return None if row is None else int(row[0])
 
     # -- the one write path -----------------------------------------------------------
 

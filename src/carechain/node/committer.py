@@ -147,7 +147,7 @@ class Committer:
 
     # -- step 1 ------------------------------------------------------------------------
 
-    def check_batch(self, batch: Batch, view: LayeredView | None = None) -> None:
+    def check_batch(self, batch: Batch, view: LayeredView) -> None:
         if batch.chain != self.chain:
             raise BatchRejected(f"batch is for chain {batch.chain!r}, not {self.chain!r}")
         if batch.height != self.height + 1:
@@ -161,7 +161,6 @@ class Committer:
             raise BatchRejected(f"batch {batch.height}: transaction root does not match")
         if batch.height == 0:
             return  # the genesis batch names its orderer; the executor checks it
-        view = view or self.staged.view()
         config = view.get("governance/config")
         orderers = [] if config is None else orjson.loads(config)["orderers"]
         member = read_member(Overlay(view), batch.orderer)
@@ -255,22 +254,22 @@ class Committer:
         ):
             raise BatchRejected("genesis batch is not signed by an orderer it names")
 
-    def commit(self, block: Block, writes: BlockWrites, block_bytes: bytes | None = None) -> None:
+    def commit(self, block: Block, writes: BlockWrites) -> None:
         """Make a built block durable (block store, fsync), then write its state.
 
         Blocks are committed in the order they were built. Only after this
         returns does the block count as committed (listeners hear of it).
         """
-        self._store_block(block, block_bytes)
+        self._store_block(block)
         self.state.commit_block(writes)
         self.staged.drop(block.height)
         self.node_store.release(writes.tree_nodes)
         for listener in self.on_commit:
             listener(block, list(writes.writes))
 
-    def _store_block(self, block: Block, block_bytes: bytes | None) -> None:
+    def _store_block(self, block: Block) -> None:
         if self.blocks is not None:
-            data = block_bytes if block_bytes is not None else block.to_bytes()
+            data = block.to_bytes()
             if self.blocks.height >= block.height:
                 stored = self.blocks.get(block.height)
                 if stored != data:

@@ -56,7 +56,7 @@ class Receipt(threading.Event):
         self.txid = txid
         self.status: TxStatus | None = None
 
-    def settle(self, status: TxStatus) -> None:
+    def settle(self, status: TxStatus | None) -> None:
         self.status = status
         self.set()
 
@@ -120,7 +120,8 @@ class Node:
         self._commit_thread: threading.Thread | None = None
         self._persist_thread: threading.Thread | None = None
 
-        self.failure: BaseException | None = None
+        self._build_failure: BaseException | None = None
+        self._persist_failure: BaseException | None = None
         self.started_at = time.time()
         self.committer.on_commit.append(self._after_commit)
         self.ordering = ordering or self._solo()
@@ -156,7 +157,7 @@ class Node:
             data = self.blocks.get(height)
             block = decode_block(data, height)
             rebuilt, writes = self.committer.build(batch_of(block))
-            self.committer.commit(rebuilt, writes, rebuilt.to_bytes())
+            self.committer.commit(rebuilt, writes)
             replayed += 1
         if replayed:
             log.info("replayed %d block(s) into the state store", replayed)
@@ -175,22 +176,30 @@ class Node:
         self.ordering.start(self.state.height + 1, self.committer.last_time_ms, self._batches.put)
 
     def stop(self) -> None:
+        stopped = False
         try:
-            self._stop_threads()
+            stopped = self._stop_threads()
         finally:
             self.verifier.close()
-            self.blocks.close()
-            self.state.close()
+            if stopped:
+                self.blocks.close()
+                self.state.close()
+            else:
+                log.error("commit threads did not stop; leaving the stores open")
 
-    def _stop_threads(self) -> None:
+    def _stop_threads(self) -> bool:
+        """Stop ordering, then both commit stages; True once both have ended."""
         self.ordering.stop()
-        if self._commit_thread is not None:
-            self._batches.put(None)
-            self._commit_thread.join(timeout=30)
-            self._commit_thread = None
-        if self._persist_thread is not None:
-            self._persist_thread.join(timeout=30)
-            self._persist_thread = None
+        for thread in (self._commit_thread, self._persist_thread):
+            if thread is None:
+                continue
+            if thread is self._commit_thread:
+                self._batches.put(None)
+            thread.join(timeout=60)
+            if thread.is_alive():
+                return False
+        self._commit_thread = self._persist_thread = None
+        return True
 
     def __enter__(self) -> Node:
         return self
@@ -198,20 +207,26 @@ class Node:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the node stopped committing, if it did (blocks built before a failed
+        build are still persisted and acknowledged)."""
+        return self._persist_failure or self._build_failure
+
     def _commit_loop(self) -> None:
         """Stage one: execute each batch on the head and hand the block on."""
         try:
             while True:
                 batch = self._batches.get()
                 if batch is None or self.failure is not None:
-                    return
+                    return  # after a persist failure nothing more is built
                 if batch.height <= self.committer.height:
                     continue  # delivered again after a reconnect
                 try:
                     self._built.put(self.committer.build(batch))
                 except BaseException as exc:
                     log.exception("batch %d failed; the node stops committing", batch.height)
-                    self.failure = exc
+                    self._build_failure = exc
                     return
         finally:
             self._built.put(None)
@@ -223,29 +238,35 @@ class Node:
             item = self._built.get()
             if item is None:
                 return
-            if self.failure is not None:
-                continue  # drain: nothing after a failed block may be acknowledged
+            if self._persist_failure is not None:
+                continue  # drain: blocks built on a block that failed to persist
             try:
                 self.committer.commit(*item)
             except BaseException as exc:
                 log.exception("persisting block %d failed; the node stops", item[0].height)
-                self.failure = exc
+                self._persist_failure = exc
 
     def _after_commit(self, block: Block, writes: list[tuple[str, bytes | None]]) -> None:
         if any(k.startswith((MEMBER_PREFIX, ORG_PREFIX)) for k, _ in writes):
             self._members = {}
-        self.mempool.forget(block.txs)
-        settled: list[tuple[Receipt, TxStatus]] = []
+        settled: list[tuple[Receipt, TxStatus | None]] = []
         with self._waiters_lock:
             for index, (tx, result) in enumerate(zip(block.txs, block.results, strict=True)):
                 receipts = self._waiters.pop(tx.txid, None)
                 if receipts:
-                    status = TxStatus(
-                        tx.txid, "committed", block.height, index, result.code, result.message
+                    # A copy recorded as replayed says nothing about how the first one
+                    # went: leave the answer to the index, which keeps the first.
+                    status = (
+                        None
+                        if result.code == "replayed"
+                        else TxStatus(
+                            tx.txid, "committed", block.height, index, result.code, result.message
+                        )
                     )
                     settled.extend((receipt, status) for receipt in receipts)
         for receipt, status in settled:
             receipt.settle(status)
+        self.mempool.forget(block.txs)
         for subscriber in list(self._subscribers):
             try:
                 subscriber(block)

@@ -47,9 +47,6 @@ class StagedState:
         with self._lock:
             return LayeredView(self.store, self._layers)
 
-    def __len__(self) -> int:
-        return len(self._layers)
-
 
 class LayeredView:
     """Reads through staged layers, then the state store (``CommittedLedgerState``)."""
