@@ -7,7 +7,6 @@ input and never carry a stack trace.
 
 import asyncio
 import logging
-import time
 from typing import Annotated, Any
 
 import orjson
@@ -23,7 +22,7 @@ from carechain.crypto.canonical import parse_json
 from carechain.errors import CarechainError, InvalidInput, NotFound, Oversize
 from carechain.ledger.block import Block
 from carechain.ledger.transaction import MAX_ENVELOPE_BYTES, decode_envelope
-from carechain.node.node import Node, Receipt
+from carechain.node.node import Node
 from carechain.node.proofs import consistency_proof, inclusion_proof, signed_tree_head
 
 log = logging.getLogger(__name__)
@@ -91,14 +90,6 @@ def create_app(node: Node) -> FastAPI:
 
     Member = Annotated[MemberRecord, Depends(member)]
 
-    async def wait_for(events: list[Receipt], timeout: float) -> None:
-        def wait_all() -> None:
-            for event in events:
-                if not event.wait(timeout):
-                    return
-
-        await run_in_threadpool(wait_all)
-
     # -- transactions ------------------------------------------------------------------
 
     @app.post("/v1/transactions", tags=["transactions"])
@@ -113,12 +104,7 @@ def create_app(node: Node) -> FastAPI:
         if len(body) > MAX_ENVELOPE_BYTES:
             raise Oversize(f"transaction is {len(body)} bytes; the limit is {MAX_ENVELOPE_BYTES}")
         tx = decode_envelope(parse_json(body), node.suite)
-        (outcome,) = await run_in_threadpool(node.submit, [tx])
-        if isinstance(outcome, CarechainError):
-            raise outcome
-        if wait:
-            await wait_for([outcome], timeout)
-        status = node.tx_status(tx.txid)
+        status = await run_in_threadpool(node.submit_one, tx, timeout if wait else 0.0)
         return ORJSONResponse(
             status.to_json(), status_code=200 if status.status == "committed" else 202
         )
@@ -160,14 +146,7 @@ def create_app(node: Node) -> FastAPI:
                     events.append(outcome)
                     accepted.append(slot)
             if wait:
-                deadline = time.monotonic() + timeout
-                for event in events:
-                    if not event.wait(max(0.0, deadline - time.monotonic())):
-                        break
-                unsettled = [e.txid for e in events if e.status is None]
-                found = dict(zip(unsettled, node.tx_statuses(unsettled), strict=True))
-                for slot, event in zip(accepted, events, strict=True):
-                    status = event.status or found[event.txid]
+                for slot, status in zip(accepted, node.settle(events, timeout), strict=True):
                     results[slot] = status.to_json()
             return {"results": results}
 

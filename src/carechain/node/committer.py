@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -290,3 +292,45 @@ def batch_of(block: Block) -> Batch:
     """The ordered batch a stored block was built from."""
     h = block.header
     return Batch(h.chain, h.height, h.time_ms, block.txs, h.tx_root, h.orderer, h.orderer_sig)
+
+
+class Persister:
+    """Stage two of the pipeline: commits built blocks on a thread of its own, in order.
+
+    Once a block fails to persist, the blocks queued after it (built on top of
+    it) are dropped, never acknowledged; ``failure`` says why. ``finish`` ends
+    the thread after what is queued; with ``discard`` it drops the queue.
+    """
+
+    def __init__(self, committer: Committer, name: str = "persister") -> None:
+        self._committer = committer
+        self._queue: queue.Queue[tuple[Block, BlockWrites] | None] = queue.Queue(maxsize=2)
+        self._discard = False
+        self.failure: BaseException | None = None
+        bound = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(bound,), name=name, daemon=True)
+        self._thread.start()
+        bound.wait()  # from here on, other threads read through connections of their own
+
+    def _run(self, bound: threading.Event) -> None:
+        self._committer.state.bind_writer()
+        bound.set()
+        while (item := self._queue.get()) is not None:
+            if self.failure is not None or self._discard:
+                continue
+            try:
+                self._committer.commit(*item)
+            except BaseException as exc:
+                log.exception("persisting block %d failed", item[0].height)
+                self.failure = exc
+
+    def put(self, built: tuple[Block, BlockWrites]) -> None:
+        self._queue.put(built)
+
+    def finish(self, *, discard: bool = False, timeout: float | None = None) -> bool:
+        """End the thread; True once it has ended."""
+        self._discard = self._discard or discard
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+        return not self._thread.is_alive()

@@ -35,9 +35,9 @@ from carechain.identity.certificates import fingerprint_of
 from carechain.identity.keys import read_private_key
 from carechain.ledger.block import Batch, Block, batch_from_json, decode_block
 from carechain.ledger.blockstore import BlockStore
-from carechain.ledger.statestore import BlockWrites, StateStore
+from carechain.ledger.statestore import StateStore
 from carechain.ledger.transaction import Fingerprint, SignedTransaction
-from carechain.node.committer import Committer, batch_of
+from carechain.node.committer import Committer, Persister, batch_of
 from carechain.node.config import NodeConfig, load_config
 from carechain.node.mempool import ADMITTED, COMMITTED, Mempool
 from carechain.node.verifier import BulkVerifier
@@ -116,12 +116,10 @@ class Node:
         self._waiters_lock = threading.Lock()
         self._subscribers: list[Callable[[Block], None]] = []
         self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=4)
-        self._built: queue.Queue[tuple[Block, BlockWrites] | None] = queue.Queue(maxsize=2)
         self._commit_thread: threading.Thread | None = None
-        self._persist_thread: threading.Thread | None = None
+        self._persister: Persister | None = None
 
         self._build_failure: BaseException | None = None
-        self._persist_failure: BaseException | None = None
         self.started_at = time.time()
         self.committer.on_commit.append(self._after_commit)
         self.ordering = ordering or self._solo()
@@ -168,11 +166,8 @@ class Node:
         self._commit_thread = threading.Thread(
             target=self._commit_loop, name="committer", daemon=True
         )
+        self._persister = Persister(self.committer)
         self._commit_thread.start()
-        self._persist_thread = threading.Thread(
-            target=self._persist_loop, name="persister", daemon=True
-        )
-        self._persist_thread.start()
         self.ordering.start(self.state.height + 1, self.committer.last_time_ms, self._batches.put)
 
     def stop(self) -> None:
@@ -190,16 +185,13 @@ class Node:
     def _stop_threads(self) -> bool:
         """Stop ordering, then both commit stages; True once both have ended."""
         self.ordering.stop()
-        for thread in (self._commit_thread, self._persist_thread):
-            if thread is None:
-                continue
-            if thread is self._commit_thread:
-                self._batches.put(None)
-            thread.join(timeout=60)
-            if thread.is_alive():
+        if self._commit_thread is not None:
+            self._batches.put(None)
+            self._commit_thread.join(timeout=60)
+            if self._commit_thread.is_alive():
                 return False
-        self._commit_thread = self._persist_thread = None
-        return True
+            self._commit_thread = None
+        return self._persister is None or self._persister.finish(timeout=60)
 
     def __enter__(self) -> Node:
         return self
@@ -211,7 +203,8 @@ class Node:
     def failure(self) -> BaseException | None:
         """Why the node stopped committing, if it did (blocks built before a failed
         build are still persisted and acknowledged)."""
-        return self._persist_failure or self._build_failure
+        persisted = None if self._persister is None else self._persister.failure
+        return persisted or self._build_failure
 
     def _commit_loop(self) -> None:
         """Stage one: execute each batch on the head and hand the block on."""
@@ -222,29 +215,16 @@ class Node:
                     return  # after a persist failure nothing more is built
                 if batch.height <= self.committer.height:
                     continue  # delivered again after a reconnect
+                assert self._persister is not None
                 try:
-                    self._built.put(self.committer.build(batch))
+                    self._persister.put(self.committer.build(batch))
                 except BaseException as exc:
                     log.exception("batch %d failed; the node stops committing", batch.height)
                     self._build_failure = exc
                     return
         finally:
-            self._built.put(None)
-
-    def _persist_loop(self) -> None:
-        """Stage two: fsync each block, write its state, acknowledge it."""
-        self.state.bind_writer()
-        while True:
-            item = self._built.get()
-            if item is None:
-                return
-            if self._persist_failure is not None:
-                continue  # drain: blocks built on a block that failed to persist
-            try:
-                self.committer.commit(*item)
-            except BaseException as exc:
-                log.exception("persisting block %d failed; the node stops", item[0].height)
-                self._persist_failure = exc
+            if self._persister is not None:
+                self._persister.finish(timeout=0)  # it ends after what is queued
 
     def _after_commit(self, block: Block, writes: list[tuple[str, bytes | None]]) -> None:
         if any(k.startswith((MEMBER_PREFIX, ORG_PREFIX)) for k, _ in writes):
@@ -325,12 +305,20 @@ class Node:
 
     def submit_one(self, tx: SignedTransaction, wait_s: float = 0.0) -> TxStatus:
         """Submit one transaction; raise what is wrong with it; wait up to ``wait_s``."""
-        (event,) = self.submit([tx])
-        if isinstance(event, CarechainError):
-            raise event
-        if wait_s > 0:
-            event.wait(wait_s)
-        return self.tx_status(tx.txid)
+        (receipt,) = self.submit([tx])
+        if isinstance(receipt, CarechainError):
+            raise receipt
+        return self.settle([receipt], wait_s)[0]
+
+    def settle(self, receipts: Sequence[Receipt], timeout_s: float) -> list[TxStatus]:
+        """Wait up to ``timeout_s`` in all for ``receipts``; then each one's status."""
+        deadline = time.monotonic() + timeout_s
+        for receipt in receipts:
+            if not receipt.wait(max(0.0, deadline - time.monotonic())):
+                break
+        unsettled = [r.txid for r in receipts if r.status is None]
+        found = dict(zip(unsettled, self.tx_statuses(unsettled), strict=True))
+        return [r.status or found[r.txid] for r in receipts]
 
     # -- queries -----------------------------------------------------------------------
 

@@ -20,9 +20,7 @@ Any failure raises ``VerificationFailed`` naming the block.
 
 from __future__ import annotations
 
-import queue
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,9 +34,9 @@ from carechain.crypto.suite import get_suite
 from carechain.errors import CarechainError, NodeFailure, VerificationFailed
 from carechain.ledger.block import Block, decode_block
 from carechain.ledger.blockstore import BlockStore, scan_integrity
-from carechain.ledger.statestore import BlockWrites, StateStore
+from carechain.ledger.statestore import StateStore
 from carechain.ledger.transaction import Fingerprint
-from carechain.node.committer import Committer, batch_of
+from carechain.node.committer import Committer, Persister, batch_of
 from carechain.node.config import load_config
 from carechain.node.proofs import verify_tree_head
 from carechain.node.verifier import BulkVerifier
@@ -93,44 +91,6 @@ def _merge_rows(
     return None
 
 
-class _Persister:
-    """Commits replayed blocks on its own thread while the next one is re-executed."""
-
-    def __init__(self, committer: Committer) -> None:
-        self._committer = committer
-        self._queue: queue.Queue[tuple[Block, BlockWrites] | None] = queue.Queue(maxsize=2)
-        self._error: BaseException | None = None
-        bound = threading.Event()
-        self._thread: threading.Thread | None = threading.Thread(
-            target=self._run, args=(bound,), daemon=True
-        )
-        self._thread.start()
-        bound.wait()  # only then may other threads read: they get connections of their own
-
-    def _run(self, bound: threading.Event) -> None:
-        self._committer.state.bind_writer()
-        bound.set()
-        while (item := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._committer.commit(*item)
-                except BaseException as exc:
-                    self._error = exc
-
-    def put(self, block: Block, writes: BlockWrites) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put((block, writes))
-
-    def finish(self, *, raise_error: bool = True) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-        if raise_error and self._error is not None:
-            raise self._error
-
-
 def verify_ledger(data_dir: Path | str, progress: Progress | None = None) -> VerifyReport:
     started = time.perf_counter()
     config = load_config(data_dir)
@@ -173,7 +133,7 @@ def verify_ledger(data_dir: Path | str, progress: Progress | None = None) -> Ver
             Fingerprint(""),
             None,
         )
-        persister = _Persister(committer)
+        persister = Persister(committer, name="verify-persister")
         try:
             total = blocks.height + 1
             # 2. blocks
@@ -188,11 +148,15 @@ def verify_ledger(data_dir: Path | str, progress: Progress | None = None) -> Ver
                     raise VerificationFailed(
                         f"block {height}: {_describe_difference(stored, rebuilt)}", height
                     )
-                persister.put(rebuilt, writes)
+                if persister.failure is not None:
+                    raise persister.failure
+                persister.put((rebuilt, writes))
                 transactions += len(stored.txs)
                 if progress is not None:
                     progress(height + 1, total)
             persister.finish()
+            if persister.failure is not None:
+                raise persister.failure
             # 3. state
             note = ""
             state_checked = stored_state.height == replay.height
@@ -232,7 +196,7 @@ def verify_ledger(data_dir: Path | str, progress: Progress | None = None) -> Ver
                         f"tree head of block {height}: {exc.message}", height
                     ) from exc
         finally:
-            persister.finish(raise_error=False)
+            persister.finish(discard=True)
             verifier.close()
             replay.close()
             blocks.close()
