@@ -181,11 +181,13 @@ def canonical_bytes(value: JSONValue) -> bytes:
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, item in pairs:
-        if key in result:
-            raise NonCanonical(f"duplicate object key {key!r}")
-        result[key] = item
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise NonCanonical(f"duplicate object key {key!r}")
+            seen.add(key)
     return result
 
 
