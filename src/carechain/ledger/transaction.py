@@ -25,7 +25,7 @@ import base64
 import binascii
 import copy
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, NewType
 
 import orjson
@@ -261,7 +261,7 @@ def decode_envelope(
         raise InvalidTransaction(where) from exc
     # The arguments that execute are read back from the signed bytes: a copy the
     # caller's parsed value cannot change, and exactly what was signed.
-    body = replace(body, args=orjson.loads(raw)["args"])
+    object.__setattr__(body, "args", orjson.loads(raw)["args"])  # ours alone so far
     return SignedTransaction(body, raw, compute_txid(raw, suite), signatures)
 
 
