@@ -76,8 +76,6 @@ def _insert_rows(
     conn: sqlite3.Connection,
     statement: str,
     rows: Sequence[tuple[object, ...]],
-    *,
-    delete: bool = False,
 ) -> None:
     """Run ``statement`` over many rows with few SQLite calls.
 
@@ -92,10 +90,7 @@ def _insert_rows(
     group = "(" + ",".join("?" * width) + ")"
     for start in range(0, len(rows), per_chunk):
         chunk = rows[start : start + per_chunk]
-        if delete:
-            sql = f"{statement} ({','.join('?' * len(chunk))})"
-        else:
-            sql = f"{statement} {','.join([group] * len(chunk))}"
+        sql = f"{statement} {','.join([group] * len(chunk))}"
         conn.execute(sql, [value for row in chunk for value in row])
 
 
@@ -331,7 +326,8 @@ class StateStore:
             upserts = [(k, v, block.height) for k, v in block.writes if v is not None]
             deletes = [(k,) for k, v in block.writes if v is None]
             _insert_rows(conn, "INSERT OR REPLACE INTO state VALUES", upserts)
-            _insert_rows(conn, "DELETE FROM state WHERE key IN", deletes, delete=True)
+            if deletes:  # rare: an executemany is fine
+                conn.executemany("DELETE FROM state WHERE key = ?", deletes)
             _insert_rows(
                 conn,
                 "INSERT OR IGNORE INTO txs VALUES",

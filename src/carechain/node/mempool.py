@@ -54,21 +54,23 @@ class Mempool:
         members: MemberLookup,
         committed_nonces: NonceLookup,
         signatures: SignatureCache,
-        verify: Callable[[list[SignatureCheck]], list[bool]] | None = None,
+        verify: Callable[[list[SignatureCheck]], list[bool]],
     ) -> None:
         self.chain = chain
         self.suite = suite
         self._members = members
         self._committed_nonces = committed_nonces
         self._signatures = signatures
-        self._verify = verify or (lambda checks: [suite.verify(*c) for c in checks])
+        self._verify = verify
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], str] = {}
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def _check_signers(self, tx: SignedTransaction, now_ms: int) -> None:
+    def _check_signers(self, tx: SignedTransaction, now_ms: int) -> list[SignatureCheck]:
+        """Refuse unknown, revoked or expired signers; return the signatures to check."""
+        checks = []
         for fp in tx.signers():
             member = self._members(fp)
             if member is None:
@@ -78,6 +80,8 @@ class Mempool:
                 code, message = refusal
                 error = CertificateRevoked if code == "certificate_revoked" else CertificateExpired
                 raise error(message)
+            checks.append((member.public_key, tx.body_bytes, tx.signatures[fp]))
+        return checks
 
     def admit_many(self, txs: Sequence[SignedTransaction]) -> list[Admission]:
         """Check each transaction; hold those that pass. One outcome per transaction:
@@ -88,6 +92,8 @@ class Mempool:
         outcomes: list[Admission] = [ADMITTED] * len(txs)
         committed = self._committed_nonces([(tx.body.signer, tx.body.nonce) for tx in txs])
         to_verify: list[int] = []
+        checks: list[SignatureCheck] = []
+        owners: list[tuple[int, str]] = []
         for i, tx in enumerate(txs):
             body = tx.body
             try:
@@ -103,19 +109,13 @@ class Mempool:
                     raise Replayed(
                         f"nonce {body.nonce!r} of this signer was already used by {earlier}"
                     )
-                self._check_signers(tx, now)
+                signer_checks = self._check_signers(tx, now)
             except InvalidInput as exc:
                 outcomes[i] = exc
                 continue
             to_verify.append(i)
-        checks, owners = [], []
-        for i in to_verify:
-            tx = txs[i]
-            for fp in tx.signers():
-                member = self._members(fp)
-                assert member is not None  # _check_signers found every signer
-                checks.append((member.public_key, tx.body_bytes, tx.signatures[fp]))
-                owners.append((i, fp))
+            checks.extend(signer_checks)
+            owners.extend((i, fp) for fp in tx.signers())
         for (i, fp), ok in zip(owners, self._verify(checks), strict=True):
             if not ok and outcomes[i] is ADMITTED:
                 outcomes[i] = BadSignature(
