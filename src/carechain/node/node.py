@@ -47,18 +47,61 @@ from carechain.ordering.solo import SoloOrderer
 log = logging.getLogger(__name__)
 
 
-class Receipt(threading.Event):
-    """Set when its transaction commits; ``status`` then says how (unless it was
-    already committed before it was submitted: ask ``Node.tx_status`` then)."""
+class _Latch:
+    """One event for all the receipts of one submission, set when the last settles.
 
-    def __init__(self, txid: str) -> None:
-        super().__init__()
+    A ``threading.Event`` per transaction costs a condition and a lock each,
+    thousands of times per block; a latch per batch costs one.
+    """
+
+    __slots__ = ("event", "left", "lock")
+
+    def __init__(self, count: int) -> None:
+        self.lock = threading.Lock()
+        self.left = count
+        self.event = threading.Event()
+
+
+class Receipt:
+    """Settled when its transaction commits; ``status`` then says how (unless it was
+    already committed before it was submitted: ask ``Node.tx_status`` then).
+
+    Receipts of one submission share a latch: ``wait`` returns once this receipt
+    is settled, at the latest when the whole submission is.
+    """
+
+    __slots__ = ("_latch", "_settled", "status", "txid")
+
+    def __init__(self, txid: str, latch: _Latch | None = None) -> None:
         self.txid = txid
         self.status: TxStatus | None = None
+        self._settled = False
+        self._latch = latch or _Latch(1)
 
     def settle(self, status: TxStatus | None) -> None:
-        self.status = status
-        self.set()
+        latch = self._latch
+        with latch.lock:
+            if self._settled:
+                return
+            self.status = status
+            self._settled = True
+            latch.left -= 1
+            last = latch.left == 0
+        if last:
+            latch.event.set()
+
+    def set(self) -> None:
+        """Settle without a status (the index has the answer)."""
+        self.settle(None)
+
+    def is_set(self) -> bool:
+        return self._settled
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds; whether this receipt is settled."""
+        if not self._settled:
+            self._latch.event.wait(timeout)
+        return self._settled
 
 
 @dataclass(frozen=True)
@@ -277,12 +320,13 @@ class Node:
         outcomes = self.mempool.admit_many(txs)
         results: list[Receipt | CarechainError] = []
         admitted: list[SignedTransaction] = []
+        latch = _Latch(sum(1 for o in outcomes if not isinstance(o, CarechainError)))
         with self._waiters_lock:
             for tx, outcome in zip(txs, outcomes, strict=True):
                 if isinstance(outcome, CarechainError):
                     results.append(outcome)
                     continue
-                event = Receipt(tx.txid)
+                event = Receipt(tx.txid, latch)
                 if outcome is COMMITTED:
                     event.set()  # submitting a committed transaction again is harmless
                 else:
