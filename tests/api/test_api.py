@@ -90,7 +90,12 @@ def test_oversize_transaction_gets_413(api: Server, member: Member) -> None:
 
 def test_unknown_transaction_and_block_are_404(api: Server, member: Member) -> None:
     with client(api, member("pumch/dr-wang")) as c:
-        for path in ("/v1/transactions/" + "0" * 64, "/v1/blocks/999", "/v1/state/notary/x"):
+        for path in (
+            "/v1/transactions/" + "0" * 64,
+            "/v1/transactions/not-a-txid",
+            "/v1/blocks/999",
+            "/v1/state/notary/x",
+        ):
             with pytest.raises(ApiError) as err:
                 c.request("GET", path)
             assert err.value.http_status == 404, path

@@ -193,6 +193,33 @@ def test_blocks_missing_from_state_are_replayed_on_start(
         assert n.tx_status(last.txid).code == "ok"
 
 
+def test_state_store_in_an_older_layout_is_set_aside_and_rebuilt(
+    node_dir: Path, member: Member
+) -> None:
+    """A node upgraded over a data directory of layout 1 (text-keyed indexes)
+    rebuilds its state from the block store and keeps refusing used nonces."""
+    import sqlite3
+
+    doctor = member("pumch/dr-wang")
+    first = anchor(doctor, digest(300))
+    with Node(load_config(node_dir)) as n:
+        n.start()
+        committed = n.submit_one(first, wait_s=10)
+        expected = (n.state.height, n.state.state_digest)
+    conn = sqlite3.connect(node_dir / "state.sqlite")
+    conn.execute("PRAGMA user_version=1")
+    conn.close()
+    with Node(load_config(node_dir)) as n:
+        assert (n.state.height, n.state.state_digest) == expected
+        assert n.tx_status(first.txid) == committed
+        n.start()
+        again = anchor(doctor, digest(301), nonce=first.body.nonce)
+        with pytest.raises(Replayed, match=first.txid):
+            n.submit_one(again)
+    assert (node_dir / "state.sqlite.old").exists()
+    assert verify_ledger(node_dir).state_checked
+
+
 def test_two_peers_fed_the_same_batches_reach_identical_state(
     consortium: object, node_dir: Path, member: Member, tmp_path: Path
 ) -> None:

@@ -10,10 +10,17 @@ Tables::
 
     meta        key -> value: height, block hash, state digest, chain
     state       key -> canonical JSON value, height that last wrote it
-    txs         txid -> height, index, status code (first occurrence)
-    nonces      (signer, nonce) -> txid: replay protection
+    txs         leaf index in the ledger tree -> txid, height, index, status code
+    txids       txid -> leaf index of its first occurrence
+    nonces      SHA-256 of (signer, nonce) -> leaf index of the transaction that used it
     tree_nodes  (level, index) -> hash: perfect subtrees of the ledger tree
     tree_heads  height -> tree size, root and this node's signed tree head
+
+Transaction ids and nonces are random, so every insert into their indexes
+lands on a random page, and SQLite writes each page it dirties to the WAL
+whole. The indexes are therefore kept as small as they can be (32-byte binary
+keys and an integer), and everything else about a transaction lives in
+``txs``, which only ever grows at its end.
 
 Readers on other threads use their own connections (WAL lets them read while
 the committer writes); the committer owns the writer connection.
@@ -22,6 +29,9 @@ the committer writes); the committer owns the writer connection.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,16 +40,17 @@ from pathlib import Path
 
 from carechain.errors import StorageCorrupt
 
+log = logging.getLogger(__name__)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY, value BLOB NOT NULL, height INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS txs (
-    txid TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL,
-    code TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS nonces (
-    signer TEXT NOT NULL, nonce TEXT NOT NULL, txid TEXT NOT NULL,
-    PRIMARY KEY (signer, nonce)) WITHOUT ROWID;
+    seq INTEGER PRIMARY KEY, txid BLOB NOT NULL, height INTEGER NOT NULL,
+    idx INTEGER NOT NULL, code TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS txids (txid BLOB PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nonces (key BLOB PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tree_nodes (
     level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
     PRIMARY KEY (level, idx)) WITHOUT ROWID;
@@ -47,6 +58,14 @@ CREATE TABLE IF NOT EXISTS tree_heads (
     height INTEGER PRIMARY KEY, tree_size INTEGER NOT NULL, root BLOB NOT NULL,
     sth BLOB NOT NULL);
 """
+
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of a store in this layout (1 was text-keyed indexes)."""
+
+
+def nonce_key(signer: str, nonce: str) -> bytes:
+    """Index key of a (signer, nonce) pair: SHA-256, so every key is 32 bytes."""
+    return hashlib.sha256(f"{signer}\x00{nonce}".encode()).digest()
 
 
 @dataclass
@@ -138,7 +157,12 @@ class StateStore:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._writer = self._connect()
+        if self._outdated():
+            self._writer.close()
+            self._set_aside()
+            self._writer = self._connect()
         self._writer.executescript(_SCHEMA)
+        self._writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._meta_cache: dict[str, str] = dict(self._writer.execute("SELECT key, value FROM meta"))
 
     def _connect(self) -> sqlite3.Connection:
@@ -153,6 +177,26 @@ class StateStore:
         conn.execute("PRAGMA wal_autocheckpoint=16384")
         conn.execute("PRAGMA mmap_size=1073741824")
         return conn
+
+    def _outdated(self) -> bool:
+        """Whether the file holds a store in an older layout."""
+        (version,) = self._writer.execute("PRAGMA user_version").fetchone()
+        if version == SCHEMA_VERSION:
+            return False
+        tables = self._writer.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        return bool(tables)
+
+    def _set_aside(self) -> None:
+        """Move an older store out of the way; the node rebuilds it from its blocks."""
+        aside = f"{self.path}.old"
+        log.warning(
+            "state store %s has an older layout: set aside as %s, rebuilt by replay",
+            self.path,
+            aside,
+        )
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.path + suffix):
+                os.replace(self.path + suffix, aside + suffix)
 
     def _reader(self) -> sqlite3.Connection:
         if threading.get_ident() == self._writer_thread():
@@ -252,9 +296,18 @@ class StateStore:
             yield str(key), bytes(value), int(height)
 
     def tx_location(self, txid: str) -> tuple[int, int, str] | None:
+        """(height, index, status code) of the first occurrence of ``txid``."""
+        try:
+            key = bytes.fromhex(txid)
+        except ValueError:
+            return None
         row = (
             self._reader()
-            .execute("SELECT height, idx, code FROM txs WHERE txid = ?", (txid,))
+            .execute(
+                "SELECT txs.height, txs.idx, txs.code FROM txids "
+                "JOIN txs ON txs.seq = txids.seq WHERE txids.txid = ?",
+                (key,),
+            )
             .fetchone()
         )
         return None if row is None else (int(row[0]), int(row[1]), str(row[2]))
@@ -262,36 +315,41 @@ class StateStore:
     def tx_locations(self, txids: Sequence[str]) -> dict[str, tuple[int, int, str]]:
         """``tx_location`` of many transactions in a few queries."""
         found: dict[str, tuple[int, int, str]] = {}
+        keys = []
+        for txid in txids:
+            with contextlib.suppress(ValueError):
+                keys.append(bytes.fromhex(txid))
         conn = self._reader()
-        for start in range(0, len(txids), 500):
-            chunk = list(txids[start : start + 500])
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
             rows = conn.execute(
-                "SELECT txid, height, idx, code FROM txs WHERE txid IN "
+                "SELECT txs.txid, txs.height, txs.idx, txs.code FROM txids "
+                "JOIN txs ON txs.seq = txids.seq WHERE txids.txid IN "
                 f"({','.join('?' * len(chunk))})",
                 chunk,
             )
             for txid, height, idx, code in rows:
-                found[str(txid)] = (int(height), int(idx), str(code))
+                found[bytes(txid).hex()] = (int(height), int(idx), str(code))
         return found
 
     def nonce_txids(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Of these (signer, nonce) pairs, the ones already consumed, with their txids.
 
-        One statement per chunk, joining a VALUES list to the primary key (SQLite
-        plans this as a key search per pair, unlike a row-value IN, which scans).
+        One statement per chunk of keys.
         """
         found: dict[tuple[str, str], str] = {}
+        by_key = {nonce_key(signer, nonce): (signer, nonce) for signer, nonce in pairs}
+        keys = list(by_key)
         conn = self._reader()
-        for start in range(0, len(pairs), 400):
-            chunk = pairs[start : start + 400]
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
             rows = conn.execute(
-                f"WITH q(s, n) AS (VALUES {','.join(['(?,?)'] * len(chunk))}) "
-                "SELECT q.s, q.n, nonces.txid FROM q "
-                "JOIN nonces ON nonces.signer = q.s AND nonces.nonce = q.n",
-                [part for pair in chunk for part in pair],
+                "SELECT nonces.key, txs.txid FROM nonces JOIN txs ON txs.seq = nonces.seq "
+                f"WHERE nonces.key IN ({','.join('?' * len(chunk))})",
+                chunk,
             )
-            for signer, nonce, txid in rows:
-                found[(str(signer), str(nonce))] = str(txid)
+            for key, txid in rows:
+                found[by_key[bytes(key)]] = bytes(txid).hex()
         return found
 
     def tree_node(self, level: int, index: int) -> bytes | None:
@@ -328,12 +386,23 @@ class StateStore:
             _insert_rows(conn, "INSERT OR REPLACE INTO state VALUES", upserts)
             if deletes:  # rare: an executemany is fine
                 conn.executemany("DELETE FROM state WHERE key = ?", deletes)
+            first = block.tree_size - len(block.txs)  # leaf index of the block's first tx
+            seqs: dict[str, int] = {}
+            rows = []
+            for txid, idx, code in block.txs:
+                seqs.setdefault(txid, first + idx)
+                rows.append((first + idx, bytes.fromhex(txid), block.height, idx, code))
+            _insert_rows(conn, "INSERT INTO txs VALUES", rows)
             _insert_rows(
                 conn,
-                "INSERT OR IGNORE INTO txs VALUES",
-                [(txid, block.height, idx, code) for txid, idx, code in block.txs],
+                "INSERT OR IGNORE INTO txids VALUES",
+                [(txid, seq) for seq, txid, _, _, _ in rows],
             )
-            _insert_rows(conn, "INSERT OR IGNORE INTO nonces VALUES", block.nonces)
+            _insert_rows(
+                conn,
+                "INSERT OR IGNORE INTO nonces VALUES",
+                [(nonce_key(signer, nonce), seqs[txid]) for signer, nonce, txid in block.nonces],
+            )
             _insert_rows(conn, "INSERT OR REPLACE INTO tree_nodes VALUES", block.tree_nodes)
             conn.execute(
                 "INSERT OR REPLACE INTO tree_heads VALUES (?, ?, ?, ?)",
