@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from carechain.cli import init, proof, query, tx, up, verify
+from carechain.cli import init, network, proof, query, tx, up, verify
 from carechain.cli.members import identity_app, org_app
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(proof.app, name="proof")
 app.command("verify")(verify.verify)
 app.add_typer(identity_app, name="identity")
 app.add_typer(org_app, name="org")
+app.add_typer(network.app, name="network")
 
 
 def main() -> None:

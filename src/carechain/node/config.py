@@ -18,11 +18,25 @@ Example::
     max_txs = 1000
     max_wait_ms = 50
 
+A peer of a consortium orders through etcd instead::
+
+    [ordering]
+    backend = "etcd"
+    endpoints = ["10.0.1.5:2379", "10.0.2.5:2379", "10.0.3.5:2379"]
+    peer_id = "pumch"          # names this peer's keys in etcd
+    max_txn_ops = 128          # etcd's --max-txn-ops
+    lease_ttl_s = 2            # how fast another peer takes over cutting
+    retain_blocks = 10000      # blocks kept in etcd; older ones come from peers
+
+    [network]
+    peers = ["https://peer.chaoyang.example:8700"]   # other peers' REST APIs
+
 Relative paths are relative to the data directory.
 """
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +65,13 @@ class NodeConfig:
     fsync: bool = True
     verify_workers: int = 1
     """Worker processes that check signatures in bulk (0: check on the node's threads)."""
+    etcd_endpoints: tuple[str, ...] = ()
+    peer_id: str = ""
+    max_txn_ops: int = 128
+    lease_ttl_s: int = 2
+    retain_blocks: int = 10_000
+    peers: tuple[str, ...] = ()
+    """Other peers' REST API base URLs: where blocks beyond etcd's window come from."""
 
     @property
     def genesis_path(self) -> Path:
@@ -97,6 +118,17 @@ def load_config(data_dir: Path | str) -> NodeConfig:
     peer_key = rel(_get(doc, "peer_key", str, where))
     peer_cert = rel(_get(doc, "peer_cert", str, where))
     assert peer_key is not None and peer_cert is not None
+    network = _get(doc, "network", dict, where, {})
+    backend = _get(ordering, "backend", str, where + " [ordering]", "solo")
+    if backend not in ("solo", "etcd"):
+        raise ConfigError(f"{where}: [ordering] backend must be solo or etcd, not {backend!r}")
+    endpoints = _str_list(ordering, "endpoints", where + " [ordering]")
+    if backend == "etcd" and not endpoints:
+        raise ConfigError(f"{where}: [ordering] endpoints must list the etcd members")
+    for endpoint in endpoints:
+        host, _, port = endpoint.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"{where}: [ordering] endpoint {endpoint!r} must be host:port")
     max_txs = _get(ordering, "max_txs", int, where + " [ordering]", 1000)
     max_wait = _get(ordering, "max_wait_ms", int, where + " [ordering]", 50)
     if not 1 <= max_txs <= 100_000 or not 1 <= max_wait <= 60_000:
@@ -111,17 +143,60 @@ def load_config(data_dir: Path | str) -> NodeConfig:
         peer_cert=peer_cert,
         api_host=_get(api, "host", str, where + " [api]", "127.0.0.1"),
         api_port=_get(api, "port", int, where + " [api]", 8700),
-        ordering_backend=_get(ordering, "backend", str, where + " [ordering]", "solo"),
+        ordering_backend=backend,
         max_txs=max_txs,
         max_wait_ms=max_wait,
         fsync=_get(doc, "fsync", bool, where, True),
         verify_workers=_get(doc, "verify_workers", int, where, 1),
+        etcd_endpoints=tuple(endpoints),
+        peer_id=_get(ordering, "peer_id", str, where + " [ordering]", data.resolve().name),
+        max_txn_ops=_get(ordering, "max_txn_ops", int, where + " [ordering]", 128),
+        lease_ttl_s=_get(ordering, "lease_ttl_s", int, where + " [ordering]", 2),
+        retain_blocks=_get(ordering, "retain_blocks", int, where + " [ordering]", 10_000),
+        peers=tuple(_str_list(network, "peers", where + " [network]")),
     )
 
 
+def _str_list(doc: dict[str, Any], key: str, where: str) -> list[str]:
+    value = doc.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: {key} must be a list of strings")
+    return list(value)
+
+
+def _toml_list(items: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(item) for item in items) + "]"
+
+
 def render_config(
-    chain: str, suite: str, api_port: int, *, max_txs: int = 1000, max_wait_ms: int = 50
+    chain: str,
+    suite: str,
+    api_port: int,
+    *,
+    max_txs: int = 1000,
+    max_wait_ms: int = 50,
+    etcd_endpoints: list[str] | None = None,
+    peer_id: str = "",
+    max_txn_ops: int = 128,
+    peers: list[str] | None = None,
 ) -> str:
+    """node.toml for a node: solo ordering, or etcd when ``etcd_endpoints`` are given."""
+    if etcd_endpoints:
+        ordering = (
+            "\n[ordering]\n"
+            'backend = "etcd"\n'
+            f"endpoints = {_toml_list(etcd_endpoints)}\n"
+            f'peer_id = "{peer_id}"\n'
+            f"max_txn_ops = {max_txn_ops}\n"
+            f"max_txs = {max_txs}\n"
+            f"max_wait_ms = {max_wait_ms}\n"
+            "\n[network]\n"
+            f"peers = {_toml_list(peers or [])}\n"
+        )
+    else:
+        ordering = (
+            f'\n[ordering]\nbackend = "solo"\nmax_txs = {max_txs}\nmax_wait_ms = {max_wait_ms}\n'
+        )
     return (
         f'chain = "{chain}"\n'
         f'suite = "{suite}"\n'
@@ -131,9 +206,5 @@ def render_config(
         'peer_cert = "keys/peer.pem"\n'
         "\n[api]\n"
         'host = "127.0.0.1"\n'
-        f"port = {api_port}\n"
-        "\n[ordering]\n"
-        'backend = "solo"\n'
-        f"max_txs = {max_txs}\n"
-        f"max_wait_ms = {max_wait_ms}\n"
+        f"port = {api_port}\n" + ordering
     )

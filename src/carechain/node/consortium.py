@@ -8,6 +8,12 @@
     DIR/node/                           the embedded node's data directory:
         node.toml, genesis.json, keys/orderer.*, keys/peer.*
 
+or, for a consortium of peers ordering through etcd (``peers=[org, ...]``),
+one data directory per peer instead of ``node/``::
+
+    DIR/peers/<org>/                    node.toml (etcd), genesis.json, keys/orderer.*,
+                                        keys/peer.*, certified by that organisation's CA
+
 The configuration (TOML)::
 
     chain = "demo"
@@ -38,7 +44,7 @@ import json
 import shutil
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -130,12 +136,23 @@ members = [{ id = "admin", role = "admin" }, { id = "auditor-01", role = "audito
 
 
 @dataclass(frozen=True)
+class PeerSpec:
+    """One peer of a consortium ordering through etcd."""
+
+    org: str
+    api_port: int
+
+
+@dataclass(frozen=True)
 class Consortium:
     directory: Path
     node_dir: Path
+    """The embedded node's directory, or the first peer's."""
     chain: str
     members: dict[str, Credentials]
     """``org/member`` -> credentials, for every member created."""
+    peer_dirs: dict[str, Path] = field(default_factory=dict)
+    """org -> data directory of its peer (etcd consortia only)."""
 
 
 def _require(doc: dict[str, Any], key: str, kind: type, where: str) -> Any:
@@ -194,10 +211,27 @@ def parse_consortium(text: str, source: str = "consortium config") -> dict[str, 
 
 
 def create_consortium(
-    config_text: str, out: Path, *, now: datetime | None = None, api_port: int | None = None
+    config_text: str,
+    out: Path,
+    *,
+    now: datetime | None = None,
+    api_port: int | None = None,
+    peers: list[PeerSpec] | None = None,
+    etcd_endpoints: list[str] | None = None,
+    max_txn_ops: int = 128,
 ) -> Consortium:
-    """Write keys, certificates and the genesis batch for ``config_text`` into ``out``."""
+    """Write keys, certificates and the genesis batch for ``config_text`` into ``out``.
+
+    With ``peers`` (and ``etcd_endpoints``), one data directory per peer under
+    ``peers/<org>`` instead of the embedded node's ``node/``.
+    """
     doc = parse_consortium(config_text)
+    org_ids = [org["id"] for org in doc.get("orgs", [])]
+    for spec in peers or []:
+        if spec.org not in org_ids:
+            raise ConfigError(f"peer organisation {spec.org!r} is not in the consortium")
+    if peers and not etcd_endpoints:
+        raise ConfigError("peers order through etcd: give the etcd endpoints")
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} is not empty; choose a new directory")
     suite = get_suite(doc.get("suite", "intl"))
@@ -240,25 +274,31 @@ def create_consortium(
                 )
                 member_pems.append(pem.decode("ascii"))
         node = doc.get("node", {})
-        node_ca_pem, node_ca_key = cas[node.get("org", doc["orgs"][0]["id"])]
-        node_dir = out / "node"
-        keys_dir = node_dir / "keys"
-        node_creds: dict[str, Credentials] = {}
-        for role in (Role.ORDERER, Role.PEER):
-            key = suite.generate_private_key()
-            pem = issue_member_certificate(
-                node_ca_pem,
-                node_ca_key,
-                f"node-{role.value}",
-                role,
-                suite.public_key(key),
-                start,
-                member_end,
-            )
-            node_creds[role.value] = save_credentials(keys_dir / role.value, pem, key)
-            member_pems.append(pem.decode("ascii"))
+        node_dirs: list[tuple[Path, str]] = (
+            [(out / "peers" / spec.org, spec.org) for spec in peers]
+            if peers
+            else [(out / "node", node.get("org", doc["orgs"][0]["id"]))]
+        )
+        orderers: list[Credentials] = []
+        for data_dir, org_id in node_dirs:
+            node_ca_pem, node_ca_key = cas[org_id]
+            for role in (Role.ORDERER, Role.PEER):
+                key = suite.generate_private_key()
+                pem = issue_member_certificate(
+                    node_ca_pem,
+                    node_ca_key,
+                    f"node-{role.value}",
+                    role,
+                    suite.public_key(key),
+                    start,
+                    member_end,
+                )
+                saved = save_credentials(data_dir / "keys" / role.value, pem, key)
+                if role is Role.ORDERER:
+                    orderers.append(saved)
+                member_pems.append(pem.decode("ascii"))
         ttl_days = int(doc.get("policies", {}).get("proposal_ttl_days", 7))
-        orderer = node_creds["orderer"]
+        orderer = orderers[0]
         genesis_time = int(time.time() * 1000) if now is None else int(now.timestamp() * 1000)
         body = Transaction(
             chain=chain,
@@ -285,9 +325,28 @@ def create_consortium(
             orderer.private_key,
             suite,
         )
-        (node_dir / GENESIS_NAME).write_bytes(canonical_bytes(batch_to_json(batch)))
-        port = api_port if api_port is not None else int(node.get("api_port", 8700))
-        (node_dir / CONFIG_NAME).write_text(render_config(chain, suite.name, port), "utf-8")
+        genesis = canonical_bytes(batch_to_json(batch))
+        if peers:
+            urls = [f"http://127.0.0.1:{spec.api_port}" for spec in peers]
+            for (data_dir, org_id), spec in zip(node_dirs, peers, strict=True):
+                (data_dir / GENESIS_NAME).write_bytes(genesis)
+                (data_dir / CONFIG_NAME).write_text(
+                    render_config(
+                        chain,
+                        suite.name,
+                        spec.api_port,
+                        etcd_endpoints=etcd_endpoints,
+                        peer_id=org_id,
+                        max_txn_ops=max_txn_ops,
+                        peers=[u for u in urls if u != f"http://127.0.0.1:{spec.api_port}"],
+                    ),
+                    "utf-8",
+                )
+        else:
+            node_dir = node_dirs[0][0]
+            (node_dir / GENESIS_NAME).write_bytes(genesis)
+            port = api_port if api_port is not None else int(node.get("api_port", 8700))
+            (node_dir / CONFIG_NAME).write_text(render_config(chain, suite.name, port), "utf-8")
         (out / "members.json").write_text(
             json.dumps({name: c.fingerprint for name, c in sorted(creds.items())}, indent=2),
             "utf-8",
@@ -295,4 +354,10 @@ def create_consortium(
     except CarechainError:
         shutil.rmtree(out, ignore_errors=True)
         raise
-    return Consortium(out, node_dir, chain, creds)
+    return Consortium(
+        out,
+        node_dirs[0][0],
+        chain,
+        creds,
+        {org_id: data_dir for data_dir, org_id in node_dirs} if peers else {},
+    )

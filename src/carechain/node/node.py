@@ -165,15 +165,40 @@ class Node:
         self._build_failure: BaseException | None = None
         self.started_at = time.time()
         self.committer.on_commit.append(self._after_commit)
-        self.ordering = ordering or self._solo()
+        self.ordering = ordering or self._ordering()
         self._recover()
 
     @classmethod
     def open(cls, data_dir: Path | str) -> Node:
         return cls(load_config(data_dir))
 
-    def _solo(self) -> SoloOrderer:
+    def _ordering(self) -> OrderingService:
         cfg = self.config
+        if cfg.ordering_backend == "etcd":
+            from carechain.ordering.etcd import EtcdOrderer
+
+            has_key = cfg.orderer_key is not None and cfg.orderer_cert is not None
+            return EtcdOrderer(
+                self.chain,
+                cfg.etcd_endpoints,
+                self.suite,
+                peer_id=cfg.peer_id,
+                orderer=(
+                    Fingerprint(fingerprint_of(cfg.orderer_cert.read_bytes()))
+                    if has_key and cfg.orderer_cert is not None
+                    else None
+                ),
+                orderer_key=(
+                    read_private_key(cfg.orderer_key)
+                    if has_key and cfg.orderer_key is not None
+                    else None
+                ),
+                max_txs=cfg.max_txs,
+                max_wait_ms=cfg.max_wait_ms,
+                max_txn_ops=cfg.max_txn_ops,
+                lease_ttl_s=cfg.lease_ttl_s,
+                retain_blocks=cfg.retain_blocks,
+            )
         if cfg.orderer_key is None or cfg.orderer_cert is None:
             raise NodeFailure("solo ordering needs orderer_key and orderer_cert in node.toml")
         return SoloOrderer(
@@ -427,6 +452,7 @@ class Node:
             "block_time": self.state.time_ms,
             "pending": len(self.mempool),
             "ordering": self.config.ordering_backend,
+            **({"orderer": self.ordering.status()} if hasattr(self.ordering, "status") else {}),
             "peer": self.peer_fp,
             "healthy": failure is None,
             "failure": None if failure is None else str(failure),
