@@ -19,8 +19,8 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, node: Node) -> None:
-        self.port = free_port()
+    def __init__(self, node: Node, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             create_app(node), host="127.0.0.1", port=self.port, log_level="warning"

@@ -6,95 +6,10 @@ and SQLite state); etcd runs as real processes. Every wait is bounded.
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import pytest
-
-from carechain.api.client import build_transaction
-from carechain.ledger.transaction import SignedTransaction
-from carechain.node.config import load_config
-from carechain.node.consortium import DEMO_CONSORTIUM, Consortium, PeerSpec, create_consortium
-from carechain.node.etcd_process import EtcdCluster
-from carechain.node.node import Node
-from carechain.ordering.etcd import EtcdOrderer
-
-PEERS = ["pumch", "chaoyang-clinic", "yf-pharmacy"]
-_chains = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
-    with EtcdCluster(tmp_path_factory.mktemp("etcd"), members=3) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def network(etcd: EtcdCluster, tmp_path: Path) -> Consortium:
-    """A fresh consortium (its own chain name, so its own keys in etcd) of three peers."""
-    chain = f"net{next(_chains)}-{time.time_ns()}"
-    config = DEMO_CONSORTIUM.replace('chain = "demo"', f'chain = "{chain}"')
-    return create_consortium(
-        config,
-        tmp_path / "consortium",
-        peers=[PeerSpec(org, 0) for org in PEERS],
-        etcd_endpoints=etcd.endpoints,
-    )
-
-
-class Peers:
-    def __init__(self, network: Consortium) -> None:
-        self.network = network
-        self.nodes: dict[str, Node] = {}
-
-    def start(self, org: str) -> Node:
-        node = Node(load_config(self.network.peer_dirs[org]))
-        node.start()
-        self.nodes[org] = node
-        return node
-
-    def stop(self, org: str) -> None:
-        self.nodes.pop(org).stop()
-
-    def stop_all(self) -> None:
-        for org in list(self.nodes):
-            self.stop(org)
-
-    def wait_same_height(self, height: int, seconds: float = 20) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if all(n.state.height >= height for n in self.nodes.values()):
-                return
-            time.sleep(0.02)
-        heights = {org: n.state.height for org, n in self.nodes.items()}
-        raise AssertionError(f"peers did not reach height {height} in {seconds}s: {heights}")
-
-    def cutters(self) -> list[str]:
-        return [
-            org
-            for org, n in self.nodes.items()
-            if isinstance(n.ordering, EtcdOrderer) and n.ordering.is_cutter
-        ]
-
-
-@pytest.fixture
-def peers(network: Consortium) -> Iterator[Peers]:
-    running = Peers(network)
-    try:
-        for org in PEERS:
-            running.start(org)
-        yield running
-    finally:
-        running.stop_all()
-
-
-def signer(network: Consortium, name: str = "pumch/dr-wang") -> Callable[[int], SignedTransaction]:
-    creds = network.members[name]
-    return lambda n: build_transaction(
-        creds, network.chain, "notary", "anchor", {"digest": f"{n:064x}"}
-    )
+from carechain.node.consortium import Consortium
+from etcd_support import PEERS, Peers, signer
 
 
 def test_every_peer_commits_the_same_blocks(peers: Peers, network: Consortium) -> None:

@@ -13,7 +13,7 @@ import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carechain.api.auth import RequestVerifier
@@ -190,6 +190,20 @@ def create_app(node: Node) -> FastAPI:
     async def get_block(height: int, _: Member) -> Any:
         block: Block = await run_in_threadpool(node.block, height)
         return {"hash": block.header.block_hash(node.suite), **block.to_json()}
+
+    @app.get("/v1/blocks/{height}/raw", tags=["blocks"])
+    async def get_block_bytes(height: int, _: Member) -> Response:
+        """A block's stored bytes (canonical JSON), as peers fetch them to catch up."""
+        if not 0 <= height <= node.state.height:
+            raise NotFound(f"no block at height {height}; the chain is at {node.state.height}")
+        data: bytes = await run_in_threadpool(node.blocks.get, height)
+        return Response(data, media_type="application/json")
+
+    @app.get("/v1/forks", tags=["node"])
+    async def forks(_: Member) -> Any:
+        """Evidence of forks this peer has seen: both signed statements for each."""
+        found = [] if node.crosscheck is None else list(node.crosscheck.forks)
+        return {"forks": found}
 
     @app.get("/v1/tree-heads/latest", tags=["proofs"])
     async def latest_tree_head(_: Member) -> Any:

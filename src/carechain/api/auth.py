@@ -22,56 +22,27 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable
 
 from carechain.contracts.membership import MemberRecord
-from carechain.crypto.canonical import canonical_bytes
 from carechain.crypto.suite import CryptoSuite
 from carechain.errors import Unauthenticated
+from carechain.identity.requests import (
+    HEADER_NONCE,
+    HEADER_SIGNATURE,
+    HEADER_SIGNER,
+    HEADER_TIME,
+    request_statement,
+    sign_request,
+)
+
+__all__ = ["MAX_SKEW_MS", "RequestVerifier", "request_statement", "sign_request"]
 
 MAX_SKEW_MS = 5 * 60 * 1000
-HEADER_SIGNER = "x-carechain-signer"
-HEADER_TIME = "x-carechain-time"
-HEADER_NONCE = "x-carechain-nonce"
-HEADER_SIGNATURE = "x-carechain-signature"
 _NONCE = re.compile(r"[A-Za-z0-9_-]{8,64}")
-
-
-def request_statement(
-    method: str, path: str, body: bytes, time_ms: int, nonce: str, signer: str
-) -> bytes:
-    return canonical_bytes(
-        {
-            "type": "carechain/request",
-            "method": method.upper(),
-            "path": path,
-            "body": hashlib.sha256(body).hexdigest(),
-            "time": time_ms,
-            "nonce": nonce,
-            "signer": signer,
-        }
-    )
-
-
-def sign_request(
-    suite: CryptoSuite, private_key: bytes, fingerprint: str, method: str, path: str, body: bytes
-) -> dict[str, str]:
-    """The headers that authenticate one request."""
-    time_ms = int(time.time() * 1000)
-    nonce = secrets.token_urlsafe(16)
-    statement = request_statement(method, path, body, time_ms, nonce, fingerprint)
-    signature = suite.sign(private_key, statement)
-    return {
-        HEADER_SIGNER: fingerprint,
-        HEADER_TIME: str(time_ms),
-        HEADER_NONCE: nonce,
-        HEADER_SIGNATURE: base64.b64encode(signature).decode("ascii"),
-    }
 
 
 class RequestVerifier:

@@ -269,6 +269,7 @@ def _peer_status(root: Path, peer: dict[str, Any]) -> dict[str, Any]:
         state_digest=status.get("state_digest"),
         cutter=bool(orderer.get("cutter")),
         failure=status.get("failure"),
+        forks=int(status.get("forks") or 0),
     )
     return doc
 
@@ -294,9 +295,10 @@ def _print_status(root: Path, state: dict[str, Any], as_json: bool = False) -> N
             continue
         role = "cutter" if p.get("cutter") else "follower"
         health = "healthy" if p.get("healthy") else f"FAILED: {p.get('failure')}"
+        forked = f"  FORKS SEEN: {p['forks']} (carechain forks)" if p.get("forks") else ""
         typer.echo(
             f"  peer {p['org']:<16} {p['url']:<24} height {p['height']:<6} "
-            f"lag {p.get('lag', 0):<4} {role:<8} {health}"
+            f"lag {p.get('lag', 0):<4} {role:<8} {health}{forked}"
         )
     for m in etcd:
         if m["up"]:

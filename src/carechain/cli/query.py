@@ -42,3 +42,16 @@ def status(identity: IdentityOption, node: NodeOption = "http://127.0.0.1:8700")
     """Show the node's height, hashes, pending transactions and health."""
     with client(node, identity) as c:
         show(c.status())
+
+
+@friendly
+def forks(identity: IdentityOption, node: NodeOption = "http://127.0.0.1:8700") -> None:
+    """Show the fork evidence this peer holds (both signed statements each); exit 1 if any."""
+    with client(node, identity) as c:
+        found = c.request("GET", "/v1/forks")["forks"]
+    if not found:
+        typer.echo("no forks seen")
+        return
+    show(found)
+    typer.echo(f"{len(found)} fork(s) seen: the peers named disagree with this one", err=True)
+    raise typer.Exit(1)

@@ -27,6 +27,7 @@ A peer of a consortium orders through etcd instead::
     max_txn_ops = 128          # etcd's --max-txn-ops
     lease_ttl_s = 2            # how fast another peer takes over cutting
     retain_blocks = 10000      # blocks kept in etcd; older ones come from peers
+    compact_every = 1000       # blocks between compactions of etcd's history
 
     [network]
     peers = ["https://peer.chaoyang.example:8700"]   # other peers' REST APIs
@@ -70,6 +71,7 @@ class NodeConfig:
     max_txn_ops: int = 128
     lease_ttl_s: int = 2
     retain_blocks: int = 10_000
+    compact_every: int = 1000
     peers: tuple[str, ...] = ()
     """Other peers' REST API base URLs: where blocks beyond etcd's window come from."""
 
@@ -153,6 +155,7 @@ def load_config(data_dir: Path | str) -> NodeConfig:
         max_txn_ops=_get(ordering, "max_txn_ops", int, where + " [ordering]", 128),
         lease_ttl_s=_get(ordering, "lease_ttl_s", int, where + " [ordering]", 2),
         retain_blocks=_get(ordering, "retain_blocks", int, where + " [ordering]", 10_000),
+        compact_every=_get(ordering, "compact_every", int, where + " [ordering]", 1000),
         peers=tuple(_str_list(network, "peers", where + " [network]")),
     )
 

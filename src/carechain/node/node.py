@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from carechain.crypto.suite import get_suite
 from carechain.errors import Busy, CarechainError, NodeFailure, NotFound
 from carechain.identity.certificates import fingerprint_of
 from carechain.identity.keys import read_private_key
+from carechain.identity.roles import Role
 from carechain.ledger.block import Batch, Block, batch_from_json, decode_block
 from carechain.ledger.blockstore import BlockStore
 from carechain.ledger.statestore import StateStore
@@ -40,6 +42,7 @@ from carechain.ledger.transaction import Fingerprint, SignedTransaction
 from carechain.node.committer import Committer, Persister, batch_of
 from carechain.node.config import NodeConfig, load_config
 from carechain.node.mempool import ADMITTED, COMMITTED, Mempool
+from carechain.node.peers import Checkpoint, CheckpointBoard, CrossCheck, PeerLink
 from carechain.node.verifier import BulkVerifier
 from carechain.ordering.base import OrderingService
 from carechain.ordering.solo import SoloOrderer
@@ -165,7 +168,15 @@ class Node:
         self._build_failure: BaseException | None = None
         self.started_at = time.time()
         self.committer.on_commit.append(self._after_commit)
+        self._own: OrderedDict[int, Checkpoint] = OrderedDict()
+        self._served: dict[int, tuple[str, Block]] = {}
+        self.peer_link = (
+            PeerLink(config.peers, self.suite, self.peer_fp, self.peer_key)
+            if config.peers
+            else None
+        )
         self.ordering = ordering or self._ordering()
+        self.crosscheck = self._crosscheck()
         self._recover()
 
     @classmethod
@@ -198,6 +209,8 @@ class Node:
                 max_txn_ops=cfg.max_txn_ops,
                 lease_ttl_s=cfg.lease_ttl_s,
                 retain_blocks=cfg.retain_blocks,
+                compact_every=cfg.compact_every,
+                fetch_blocks=self._fetch_blocks if self.peer_link is not None else None,
             )
         if cfg.orderer_key is None or cfg.orderer_cert is None:
             raise NodeFailure("solo ordering needs orderer_key and orderer_cert in node.toml")
@@ -209,6 +222,78 @@ class Node:
             max_txs=cfg.max_txs,
             max_wait_ms=cfg.max_wait_ms,
         )
+
+    def _crosscheck(self) -> CrossCheck | None:
+        board = self.ordering
+        if not isinstance(board, CheckpointBoard):
+            return None
+        return CrossCheck(
+            self.chain,
+            self.suite,
+            self.peer_fp,
+            self.peer_key,
+            board,
+            self._peer_public_key,
+            self.own_checkpoint,
+            self.config.data_dir / "forks.jsonl",
+        )
+
+    def _peer_public_key(self, fingerprint: str) -> bytes | None:
+        record = self.member(fingerprint)
+        if record is None or record.role is not Role.PEER:
+            return None
+        if record.refusal_at(int(time.time() * 1000)) is not None:
+            return None
+        return record.public_key
+
+    def own_checkpoint(self, height: int) -> Checkpoint | None:
+        """This peer's (unsigned) checkpoint after block ``height``, if it has the block."""
+        checkpoint = self._own.get(height)
+        if checkpoint is not None:
+            return checkpoint
+        if not 0 <= height <= self.state.height:
+            return None
+        return self._checkpoint_of(self.block(height))
+
+    def _checkpoint_of(self, block: Block) -> Checkpoint:
+        h = block.header
+        return Checkpoint(
+            self.chain,
+            h.height,
+            h.block_hash(self.suite),
+            h.state,
+            h.tree_size,
+            h.tree_root,
+            self.peer_fp,
+        )
+
+    def _fetch_blocks(self, first: int, last: int) -> list[Batch]:
+        """Batches ``first..last`` from other peers (as many as they serve, in order)."""
+        assert self.peer_link is not None
+        batches = []
+        for height in range(first, last + 1):
+            fetched = self.peer_link.fetch_block(height)
+            if fetched is None:
+                break
+            self._served[height] = fetched
+            batches.append(batch_of(fetched[1]))
+        if batches:
+            log.info("fetched blocks %d..%d from peers", first, first + len(batches) - 1)
+        return batches
+
+    def _check_served(self, block: Block, ours: Checkpoint) -> None:
+        """A block fetched from a peer must come out the same when we execute it."""
+        served = self._served.pop(block.height, None)
+        if served is None or served[1].header == block.header:
+            return
+        url, theirs = served
+        log.error(
+            "peer %s served block %d whose header differs from ours after execution",
+            url,
+            block.height,
+        )
+        if self.crosscheck is not None:
+            self.crosscheck.report_served(ours.signed(self.suite, self.peer_key), url, theirs)
 
     # -- recovery ----------------------------------------------------------------------
 
@@ -237,6 +322,8 @@ class Node:
         self._persister = Persister(self.committer)
         self._commit_thread.start()
         self.ordering.start(self.state.height + 1, self.committer.last_time_ms, self._batches.put)
+        if self.crosscheck is not None:
+            self.crosscheck.start()
 
     def stop(self) -> None:
         stopped = False
@@ -252,6 +339,8 @@ class Node:
 
     def _stop_threads(self) -> bool:
         """Stop ordering, then both commit stages; True once both have ended."""
+        if self.crosscheck is not None:
+            self.crosscheck.stop()
         self.ordering.stop()
         if self._commit_thread is not None:
             self._batches.put(None)
@@ -295,6 +384,14 @@ class Node:
                 self._persister.finish(timeout=0)  # it ends after what is queued
 
     def _after_commit(self, block: Block, writes: list[tuple[str, bytes | None]]) -> None:
+        checkpoint = self._checkpoint_of(block)
+        self._own[block.height] = checkpoint
+        while len(self._own) > 10_000:
+            self._own.popitem(last=False)
+        if self.crosscheck is not None:
+            self.crosscheck.committed(checkpoint)
+        if self._served:
+            self._check_served(block, checkpoint)
         if any(k.startswith((MEMBER_PREFIX, ORG_PREFIX)) for k, _ in writes):
             self._members = {}
         settled: list[tuple[Receipt, TxStatus | None]] = []
@@ -457,4 +554,5 @@ class Node:
             "healthy": failure is None,
             "failure": None if failure is None else str(failure),
             "uptime_s": round(time.time() - self.started_at, 1),
+            "forks": 0 if self.crosscheck is None else len(self.crosscheck.forks),
         }

@@ -5,6 +5,7 @@ Every peer runs this service. Keys, under ``/carechain/<chain>/``::
     sub/<peer>/<seq>    transactions a peer handed over, newline-separated envelopes
     blocks/<height>     each ordered batch (canonical JSON), height zero-padded
     cutter              the peer cutting blocks now, bound to its lease
+    heads/<peer>        each peer's latest signed checkpoint, for the cross-check
 
 Submitting: a peer gathers the transactions its clients submit for a few
 milliseconds and writes them as one ``sub/`` key (one Raft round per batch,
@@ -56,8 +57,6 @@ from carechain.ordering.base import Deliver
 log = logging.getLogger(__name__)
 
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
-COMPACT_EVERY = 1000
-"""Blocks between compactions of etcd's history (its keys stay)."""
 BLOCKS_PER_READ = 16
 """Blocks read per etcd range request (each at most ``max_block_bytes``)."""
 
@@ -154,6 +153,7 @@ class EtcdOrderer:
         submit_wait_ms: int = 2,
         lease_ttl_s: int = 2,
         retain_blocks: int = 10_000,
+        compact_every: int = 1000,
         max_pending: int = 200_000,
         fetch_blocks: FetchBlocks | None = None,
         timeout_s: float = 2.0,
@@ -172,6 +172,7 @@ class EtcdOrderer:
         self.submit_wait_ms = submit_wait_ms
         self.lease_ttl_s = lease_ttl_s
         self.retain_blocks = retain_blocks
+        self.compact_every = compact_every
         self.max_pending = max_pending
         self.fetch_blocks = fetch_blocks
         self.endpoints = list(endpoints)
@@ -181,6 +182,8 @@ class EtcdOrderer:
         self._own_sub_prefix = base + b"sub/" + peer_id.encode() + b"/"
         self._block_prefix = base + b"blocks/"
         self._cutter_key = base + b"cutter"
+        self._heads_prefix = base + b"heads/"
+        self._board: EtcdConnection | None = None
         self._cond = threading.Condition()
         self._outbox: list[SignedTransaction] = []
         self._in_flight: dict[str, int] = {}
@@ -225,6 +228,25 @@ class EtcdOrderer:
     def pending(self) -> int:
         with self._cond:
             return len(self._outbox)
+
+    def publish_checkpoint(self, value: bytes) -> None:
+        """Post this peer's signed checkpoint where the other peers read it."""
+        key = self._heads_prefix + self.peer_id.encode()
+        self._board_connection().call("publish checkpoint", lambda c: c.put(key, value))
+
+    def checkpoints(self) -> dict[str, bytes]:
+        """Every peer's latest checkpoint, by peer id."""
+        prefix = self._heads_prefix
+        rows = self._board_connection().call(
+            "read checkpoints", lambda c: list(c.get_range(prefix, _prefix_end(prefix)))
+        )
+        return {bytes(meta.key)[len(prefix) :].decode(): bytes(value) for value, meta in rows}
+
+    def _board_connection(self) -> EtcdConnection:
+        if self._board is None:
+            self._board = EtcdConnection(self.endpoints, self._timeout_s)
+            self._watch_conns.append(self._board)
+        return self._board
 
     def stop(self) -> None:
         with self._cond:
@@ -590,7 +612,7 @@ class EtcdOrderer:
             if height > self.retain_blocks:
                 success.append(t.delete(self._block_prefix, range_end=old_end))
             ok, responses = c.transaction(compare=compare, success=success, failure=[])
-            if ok and height % COMPACT_EVERY == 0:
+            if ok and height % self.compact_every == 0:
                 # etcd keeps every revision until compacted: drop the history, keep the keys.
                 revision = responses[0].response_put.header.revision
                 c.compact(revision)

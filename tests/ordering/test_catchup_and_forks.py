@@ -1,0 +1,155 @@
+"""Catch-up beyond etcd's window from other peers, and a lying peer caught by the cross-check.
+
+Real etcd members on 127.0.0.1; peers in this process, serving their REST API
+on their own ports where other peers fetch blocks from them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from carechain.api.client import NodeClient, build_transaction
+from carechain.errors import VerificationFailed
+from carechain.node.consortium import Consortium
+from carechain.node.etcd_process import EtcdCluster
+from carechain.node.node import Node
+from carechain.node.peers import verify_fork_evidence
+from carechain.node.verify import verify_ledger
+from etcd_support import Peers, signer
+
+
+def forks_cli(network: Consortium, url: str) -> subprocess.CompletedProcess[str]:
+    admin = network.directory / "orgs" / "pumch" / "members" / "admin"
+    return subprocess.run(
+        [sys.executable, "-m", "carechain", "forks", "--as", str(admin), "--node", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def set_ordering(network: Consortium, **options: int) -> None:
+    """Add options under [ordering] in every peer's node.toml."""
+    lines = "".join(f"{key} = {value}\n" for key, value in options.items())
+    for data_dir in network.peer_dirs.values():
+        path = data_dir / "node.toml"
+        path.write_text(path.read_text().replace("[ordering]\n", "[ordering]\n" + lines))
+
+
+def test_a_peer_behind_etcds_window_fetches_blocks_from_other_peers(
+    network: Consortium, etcd: EtcdCluster
+) -> None:
+    import pyetcd
+
+    set_ordering(network, retain_blocks=3, compact_every=2)
+    make = signer(network)
+    peers = Peers(network)
+    try:
+        a = peers.start("pumch", serve=True)
+        peers.start("chaoyang-clinic", serve=True)
+        statuses = [a.submit_one(make(i), wait_s=15) for i in range(8)]  # a block each
+        assert [s.code for s in statuses] == ["ok"] * 8
+        top = statuses[-1].height or 0
+        assert top >= 8
+
+        host, _, port = etcd.endpoints[0].rpartition(":")
+        client = pyetcd.client(host=host, port=int(port), timeout=5)
+        try:
+            kept = [
+                int(meta.key.rsplit(b"/", 1)[1])
+                for _, meta in client.get_prefix(f"/carechain/{network.chain}/blocks/")
+            ]
+            with pytest.raises(Exception, match="compacted"):
+                client.get(f"/carechain/{network.chain}/blocks/{1:012d}", revision=2)
+        finally:
+            client.close()
+        assert 1 not in kept and min(kept) > top - 5  # old blocks are gone from etcd
+
+        late = peers.start("yf-pharmacy")  # starts at height 1: only peers have it
+        peers.wait_same_height(top)
+        assert late.state.state_digest == a.state.state_digest
+        assert late.tx_status(statuses[0].txid).code == "ok"
+        assert late.crosscheck is not None and late.crosscheck.forks == []
+        clean = forks_cli(network, peers.servers["pumch"].url)
+        assert clean.returncode == 0 and "no forks seen" in clean.stdout
+    finally:
+        peers.stop_all()
+
+
+def wait_for_forks(node: Node, seconds: float = 15) -> list[dict[str, object]]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert node.crosscheck is not None
+        if node.crosscheck.forks:
+            return node.crosscheck.forks
+        time.sleep(0.05)
+    raise AssertionError("no fork was reported")
+
+
+def test_a_peer_whose_state_was_altered_is_caught_with_signed_evidence(
+    network: Consortium, tmp_path: Path
+) -> None:
+    make = signer(network)
+    digest = f"{424242:064x}"
+    peers = Peers(network)
+    try:
+        a = peers.start("pumch", serve=True)
+        peers.start("chaoyang-clinic")
+        peers.start("yf-pharmacy")
+        first = a.submit_one(make(424242), wait_s=15)
+        assert first.code == "ok"
+        peers.wait_same_height(first.height or 0)
+
+        # Someone with access to yf-pharmacy's disk removes the anchor from its state.
+        peers.stop("yf-pharmacy")
+        conn = sqlite3.connect(network.peer_dirs["yf-pharmacy"] / "state.sqlite")
+        with conn:
+            conn.execute("DELETE FROM state WHERE key = ?", (f"notary/anchor/{digest}",))
+        conn.close()
+        liar = peers.start("yf-pharmacy")
+
+        # The same fingerprint again: honest peers refuse it, the altered one accepts it.
+        again = build_transaction(
+            network.members["chaoyang-clinic/dr-zhao"],
+            network.chain,
+            "notary",
+            "anchor",
+            {"digest": digest},
+        )
+        status = a.submit_one(again, wait_s=15)
+        assert status.code != "ok" and "already anchored" in (status.message or "")
+        peers.wait_same_height(status.height or 0)
+        assert liar.tx_status(again.txid).code == "ok"
+
+        forks = wait_for_forks(a)
+        evidence = forks[0]
+        assert evidence["peer"] == liar.peer_fp and evidence["height"] == status.height
+        keys = {n.peer_fp: n.member(n.peer_fp).public_key for n in peers.nodes.values()}  # type: ignore[union-attr]
+        assert verify_fork_evidence(evidence, a.suite, keys)
+        assert wait_for_forks(liar)[0]["peer"] in {
+            a.peer_fp,
+            peers.nodes["chaoyang-clinic"].peer_fp,
+        }
+        assert (network.peer_dirs["pumch"] / "forks.jsonl").read_text().count("\n") >= 1
+
+        # Reported through the API and the status too.
+        admin = network.members["pumch/admin"]
+        with NodeClient(peers.servers["pumch"].url, admin, timeout=10) as client:
+            listed = client.request("GET", "/v1/forks")["forks"]
+            node_status = client.request("GET", "/v1/status")
+        assert listed[0]["theirs"]["peer"] == liar.peer_fp
+        assert node_status["forks"] >= 1
+        shown = forks_cli(network, peers.servers["pumch"].url)
+        assert shown.returncode == 1 and liar.peer_fp in shown.stdout
+    finally:
+        peers.stop_all()
+    # The altered peer's own audit finds it too.
+    with pytest.raises(VerificationFailed):
+        verify_ledger(network.peer_dirs["yf-pharmacy"])
