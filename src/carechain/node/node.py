@@ -35,7 +35,13 @@ from carechain.errors import Busy, CarechainError, NodeFailure, NotFound
 from carechain.identity.certificates import fingerprint_of
 from carechain.identity.keys import read_private_key
 from carechain.identity.roles import Role
-from carechain.ledger.block import Batch, Block, batch_from_json, decode_block
+from carechain.ledger.block import (
+    Batch,
+    Block,
+    batch_from_json,
+    decode_block,
+    transactions_root,
+)
 from carechain.ledger.blockstore import BlockStore
 from carechain.ledger.statestore import StateStore
 from carechain.ledger.transaction import Fingerprint, SignedTransaction
@@ -272,7 +278,7 @@ class Node:
         assert self.peer_link is not None
         batches = []
         for height in range(first, last + 1):
-            fetched = self.peer_link.fetch_block(height)
+            fetched = self.peer_link.fetch_block(height, self._check_served_batch)
             if fetched is None:
                 break
             self._served[height] = fetched
@@ -280,6 +286,33 @@ class Node:
         if batches:
             log.info("fetched blocks %d..%d from peers", first, first + len(batches) - 1)
         return batches
+
+    def _check_served_batch(self, url: str, block: Block) -> bool:
+        """Whether a served block carries a batch an orderer of this chain signed.
+
+        A peer that serves anything else is faulty or lying: it is reported, and
+        the block is fetched from another peer instead.
+        """
+        batch = batch_of(block)
+        problem = None
+        if transactions_root(batch.txs, self.committer.hasher) != batch.tx_root:
+            problem = "its transactions do not match the transaction root the orderer signed"
+        else:
+            config = self.state.get("governance/config")
+            orderers = [] if config is None else orjson.loads(config)["orderers"]
+            record = self.member(batch.orderer)
+            if (
+                batch.orderer not in orderers
+                or record is None
+                or not self.suite.verify(record.public_key, batch.statement(), batch.orderer_sig)
+            ):
+                problem = "it is not signed by an orderer of this chain"
+        if problem is None:
+            return True
+        log.error("peer %s served block %d that is forged: %s", url, block.height, problem)
+        if self.crosscheck is not None:
+            self.crosscheck.report_forged(url, block, problem)
+        return False
 
     def _check_served(self, block: Block, ours: Checkpoint) -> None:
         """A block fetched from a peer must come out the same when we execute it."""

@@ -284,6 +284,19 @@ class CrossCheck:
         evidence = _served_evidence(ours, url, theirs, self.suite)
         self._record((url, theirs.height), evidence)
 
+    def report_forged(self, url: str, block: Block, problem: str) -> None:
+        """Record that a peer served a block whose batch no orderer signed."""
+        evidence = {
+            "height": block.height,
+            "peer": url,
+            "how": "forged_block",
+            "problem": problem,
+            "detected_at": int(time.time() * 1000),
+            "theirs_block": block.to_json(),
+        }
+        if self._record((url, block.height), evidence):
+            log.error("peer %s served a forged block %d: %s", url, block.height, problem)
+
     def _record(self, key: tuple[str, int], evidence: dict[str, Any]) -> bool:
         with self._lock:
             if key in self._reported:
@@ -328,8 +341,11 @@ class PeerLink:
         self.timeout_s = timeout_s
         self._next = 0
 
-    def fetch_block(self, height: int) -> tuple[str, Block] | None:
-        """The block at ``height`` from the first peer that has it, or None."""
+    def fetch_block(
+        self, height: int, acceptable: Callable[[str, Block], bool] | None = None
+    ) -> tuple[str, Block] | None:
+        """The block at ``height`` from the first peer that has it (and whose block
+        ``acceptable(url, block)`` accepts), or None."""
         import httpx
 
         path = f"/v1/blocks/{height}/raw"
@@ -351,6 +367,8 @@ class PeerLink:
                 continue
             if block.height != height:
                 log.error("peer %s served block %d for %d", url, block.height, height)
+                continue
+            if acceptable is not None and not acceptable(url, block):
                 continue
             self._next = (self._next + attempt) % len(self.urls)
             return url, block
