@@ -197,6 +197,8 @@ class EtcdOrderer:
         self.failure: BaseException | None = None
         self.is_cutter = False
         self.blocks_cut = 0
+        self.writes_refused = 0
+        """Block writes whose compare failed: another cutter had the height or submissions."""
         self.delivered_height = -1
 
     # -- the OrderingService interface ---------------------------------------------------
@@ -265,6 +267,7 @@ class EtcdOrderer:
             "endpoints": self.endpoints,
             "cutter": self.is_cutter,
             "blocks_cut": self.blocks_cut,
+            "writes_refused": self.writes_refused,
             "delivered_height": self.delivered_height,
             "outbox": self.pending(),
         }
@@ -495,6 +498,7 @@ class EtcdOrderer:
                     self.blocks_cut += 1
                 else:
                     # Someone else wrote this height (or took these submissions).
+                    self.writes_refused += 1
                     height, last_time = self._chain_tip(conn)
                     if not self._still_cutter(conn):
                         return
