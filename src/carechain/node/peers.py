@@ -170,6 +170,10 @@ class CrossCheck:
         self._theirs: dict[str, OrderedDict[int, Checkpoint]] = {}
         self._reported: set[tuple[str, int]] = set()
         self.forks: list[dict[str, Any]] = self._load_evidence()
+        self.forked_peers: set[str] = {
+            str(f["peer"]) for f in self.forks if f.get("how") == "checkpoint"
+        }
+        """Peers whose chains differ from ours from some height on (recorded once)."""
         self.peers_seen: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -248,6 +252,8 @@ class CrossCheck:
                 if ours is None:
                     continue  # we have not reached that height yet
                 compared.append(height)
+                if peer in self.forked_peers:
+                    continue  # once forked, every later height differs too: one record is enough
                 if (ours.block_hash, ours.state, ours.tree_root) != (
                     theirs.block_hash,
                     theirs.state,
@@ -270,6 +276,7 @@ class CrossCheck:
         }
         if not self._record((theirs.peer, theirs.height), evidence):
             return
+        self.forked_peers.add(theirs.peer)
         log.error(
             "FORK at height %d: peer %s... signed block %s, we have %s (evidence in %s)",
             theirs.height,

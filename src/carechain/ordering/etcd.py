@@ -197,6 +197,8 @@ class EtcdOrderer:
         self.failure: BaseException | None = None
         self.is_cutter = False
         self.blocks_cut = 0
+        self._cut_here: dict[bytes, Batch] = {}
+        """Blocks this peer wrote, by their exact bytes, until its follower reads them."""
         self.writes_refused = 0
         """Block writes whose compare failed: another cutter had the height or submissions."""
         self.delivered_height = -1
@@ -377,7 +379,7 @@ class EtcdOrderer:
         )
         if not rows:
             return []
-        batches = [self._decode_block(value) for value, _ in rows]
+        batches = [self._own_or_decoded(bytes(value)) for value, _ in rows]
         if batches[0].height != first:
             # Older blocks are gone from etcd: fetch them from another peer.
             return self._fetch_from_peers(first, batches[0].height - 1)
@@ -406,6 +408,12 @@ class EtcdOrderer:
             log.warning("no peer could serve blocks %d..%d; retrying", first, last)
             time.sleep(1.0)
         return contiguous
+
+    def _own_or_decoded(self, value: bytes) -> Batch:
+        """The batch in a block's bytes; one this peer cut itself is not decoded again."""
+        with self._cond:
+            own = self._cut_here.pop(value, None)
+        return own if own is not None else self._decode_block(value)
 
     def _decode_block(self, value: bytes) -> Batch:
         try:
@@ -624,4 +632,10 @@ class EtcdOrderer:
 
         # Safe to repeat: after a timeout the first attempt either wrote the block
         # (the retry's compare fails, and the tip is read again) or did not.
-        return bool(conn.call(f"write block {height}", write))
+        written = bool(conn.call(f"write block {height}", write))
+        if written:
+            with self._cond:
+                if len(self._cut_here) > 64:  # the follower is far behind: let it decode
+                    self._cut_here.clear()
+                self._cut_here[value] = batch
+        return written
