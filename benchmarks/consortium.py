@@ -34,13 +34,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ledger_throughput import THREADS, client_process, percentile, presign  # noqa: E402
+from report import report  # noqa: E402
 
 ORGS = ["pumch", "chaoyang-clinic", "yf-pharmacy"]
 
@@ -52,6 +53,7 @@ class Peer:
         self.url = f"http://127.0.0.1:{port}"
         self.log = logs / f"{org}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._http: Any = None
 
     def start(self) -> None:
         with self.log.open("ab") as log:
@@ -73,15 +75,22 @@ class Peer:
         raise RuntimeError(f"peer {self.org} did not start")
 
     def height(self) -> int | None:
+        """The peer's committed height (one kept-alive connection: a new one per poll
+        would cost more than the latency being measured)."""
         import httpx
 
+        if self._http is None:
+            self._http = httpx.Client(timeout=2)
         try:
-            doc = httpx.get(self.url + "/health", timeout=2).json()
+            doc = self._http.get(self.url + "/health").json()
         except (httpx.HTTPError, ValueError):
             return None
         return int(doc["height"])
 
     def stop(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
         if self.proc is None:
             return
         self.proc.terminate()
@@ -322,19 +331,7 @@ def main() -> int:
         cluster.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    print()
-    for name, (unit, target) in TARGETS.items():
-        print(f"FIGURE {name} {figures[name]:.3f} {unit} target {target}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "consortium.json").write_text(
-        json.dumps(
-            {
-                name: {"value": figures[name], "unit": unit, "target": target}
-                for name, (unit, target) in TARGETS.items()
-            },
-            indent=2,
-        )
-    )
+    report("consortium", figures, TARGETS)
     return 0
 
 

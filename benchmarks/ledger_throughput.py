@@ -28,7 +28,6 @@ Only 127.0.0.1 is used; every server is stopped before the script ends.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import platform
@@ -42,8 +41,9 @@ import threading
 import time
 from pathlib import Path
 
+from report import report
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 THREADS = int(os.environ.get("CC_BENCH_THREADS", "4"))
 SIGNERS = ["pumch/dr-wang", "chaoyang-clinic/dr-zhao", "yf-pharmacy/ph-chen", "nmpa/auditor-01"]
 
@@ -354,19 +354,7 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print()
-    for name, (unit, target) in TARGETS.items():
-        print(f"FIGURE {name} {figures[name]:.3f} {unit} target {target}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ledger_throughput.json").write_text(
-        json.dumps(
-            {
-                name: {"value": figures[name], "unit": unit, "target": target}
-                for name, (unit, target) in TARGETS.items()
-            },
-            indent=2,
-        )
-    )
+    report("ledger_throughput", figures, TARGETS)
     return 0
 
 
