@@ -6,6 +6,7 @@ on their own ports where other peers fetch blocks from them.
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 import subprocess
 import sys
@@ -158,3 +159,68 @@ def test_a_peer_whose_state_was_altered_is_caught_with_signed_evidence(
     # The altered peer's own audit finds it too.
     with pytest.raises(VerificationFailed):
         verify_ledger(network.peer_dirs["yf-pharmacy"])
+
+
+def test_an_orderer_signing_two_batches_for_one_height_is_caught(network: Consortium) -> None:
+    """An orderer key signs a second batch for a height and slips it to one peer. The
+    cross-check finds the fork; fetching the other peers' blocks at that height shows
+    two batches, both validly signed: evidence against the orderer."""
+    from carechain.identity.wallet import load_credentials
+    from carechain.ledger.block import make_batch, ordering_statement
+    from carechain.ledger.transaction import Fingerprint
+
+    make = signer(network)
+    peers = Peers(network)
+    try:
+        a = peers.start("pumch", serve=True)
+        peers.start("chaoyang-clinic", serve=True)
+        c = peers.start("yf-pharmacy", serve=True)
+        first = a.submit_one(make(1), wait_s=15)
+        peers.wait_same_height(first.height or 0)
+        height = (first.height or 0) + 1
+
+        orderer = load_credentials(network.peer_dirs["chaoyang-clinic"] / "keys" / "orderer")
+        rogue = make_batch(
+            network.chain,
+            height,
+            int(time.time() * 1000),
+            [make(777)],
+            Fingerprint(orderer.fingerprint),
+            orderer.private_key,
+        )
+        c._batches.put(rogue)  # handed to one peer only, as a lying orderer would
+        deadline = time.monotonic() + 10
+        while c.state.height < height and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert c.state.height >= height
+
+        honest = a.submit_one(make(2), wait_s=15)  # etcd's batch for the same height
+        assert honest.height == height and honest.code == "ok"
+
+        deadline = time.monotonic() + 20
+        found: list[dict[str, object]] = []
+        while not found and time.monotonic() < deadline:
+            assert a.crosscheck is not None
+            found = [f for f in a.crosscheck.forks if f["how"] == "orderer_equivocation"]
+            time.sleep(0.05)
+        assert found, a.crosscheck.forks if a.crosscheck else None
+        evidence = found[0]
+        ours, theirs = evidence["ours_batch"], evidence["theirs_batch"]
+        assert isinstance(ours, dict) and isinstance(theirs, dict)
+        assert ours["height"] == theirs["height"] == height
+        assert ours["tx_root"] != theirs["tx_root"]
+        assert theirs["orderer"] == orderer.fingerprint
+        for batch in (ours, theirs):  # both signatures check out offline
+            record = a.member(str(batch["orderer"]))
+            assert record is not None
+            statement = ordering_statement(
+                network.chain,
+                height,
+                int(batch["time"]),
+                int(batch["tx_count"]),
+                str(batch["tx_root"]),
+            )
+            signature = base64.b64decode(str(batch["orderer_sig"]))
+            assert a.suite.verify(record.public_key, statement, signature)
+    finally:
+        peers.stop_all()

@@ -242,6 +242,7 @@ class Node:
             self._peer_public_key,
             self.own_checkpoint,
             self.config.data_dir / "forks.jsonl",
+            on_fork=self._investigate_fork,
         )
 
     def _peer_public_key(self, fingerprint: str) -> bytes | None:
@@ -313,6 +314,23 @@ class Node:
         if self.crosscheck is not None:
             self.crosscheck.report_forged(url, block, problem)
         return False
+
+    def _investigate_fork(self, height: int) -> None:
+        """After a fork at ``height``: did an orderer sign two batches for it?
+
+        Each peer's block at that height is fetched; one whose batch differs from
+        ours yet is validly signed by an orderer of the chain is evidence against
+        the orderer(s), kept with both signed batch statements.
+        """
+        if self.peer_link is None or self.crosscheck is None:
+            return
+        ours = self.block(height)
+        for url in self.peer_link.urls:
+            theirs = self.peer_link.fetch_block_from(url, height)
+            if theirs is None or theirs.header.statement() == ours.header.statement():
+                continue
+            if self._check_served_batch(url, theirs):
+                self.crosscheck.report_equivocation(url, ours, theirs)
 
     def _check_served(self, block: Block, ours: Checkpoint) -> None:
         """A block fetched from a peer must come out the same when we execute it."""

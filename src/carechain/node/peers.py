@@ -154,6 +154,7 @@ class CrossCheck:
         *,
         interval_s: float = 0.5,
         keep_heights: int = 1000,
+        on_fork: Callable[[int], None] | None = None,
     ) -> None:
         self.chain = chain
         self.suite = suite
@@ -165,6 +166,8 @@ class CrossCheck:
         self.evidence_path = evidence_path
         self.interval_s = interval_s
         self.keep_heights = keep_heights
+        self.on_fork = on_fork
+        """Called (on the cross-check thread) with the height of each new fork."""
         self._latest: Checkpoint | None = None
         self._published: int = -1
         self._theirs: dict[str, OrderedDict[int, Checkpoint]] = {}
@@ -277,6 +280,8 @@ class CrossCheck:
         if not self._record((theirs.peer, theirs.height), evidence):
             return
         self.forked_peers.add(theirs.peer)
+        if self.on_fork is not None:
+            self.on_fork(theirs.height)
         log.error(
             "FORK at height %d: peer %s... signed block %s, we have %s (evidence in %s)",
             theirs.height,
@@ -303,6 +308,37 @@ class CrossCheck:
         }
         if self._record((url, block.height), evidence):
             log.error("peer %s served a forged block %d: %s", url, block.height, problem)
+
+    def report_equivocation(self, url: str, ours: Block, theirs: Block) -> None:
+        """Record two different batches for one height, each signed by an orderer."""
+
+        def signed(block: Block) -> dict[str, Any]:
+            h = block.header
+            return {
+                "chain": h.chain,
+                "height": h.height,
+                "time": h.time_ms,
+                "tx_count": h.tx_count,
+                "tx_root": h.tx_root,
+                "orderer": h.orderer,
+                "orderer_sig": base64.b64encode(h.orderer_sig).decode("ascii"),
+            }
+
+        evidence = {
+            "height": ours.height,
+            "peer": url,
+            "how": "orderer_equivocation",
+            "detected_at": int(time.time() * 1000),
+            "ours_batch": signed(ours),
+            "theirs_batch": signed(theirs),
+        }
+        if self._record((f"orderer:{url}", ours.height), evidence):
+            log.error(
+                "ORDERER EQUIVOCATION at height %d: %s... and %s... signed two different batches",
+                ours.height,
+                ours.header.orderer[:12],
+                theirs.header.orderer[:12],
+            )
 
     def _record(self, key: tuple[str, int], evidence: dict[str, Any]) -> bool:
         with self._lock:
@@ -353,30 +389,36 @@ class PeerLink:
     ) -> tuple[str, Block] | None:
         """The block at ``height`` from the first peer that has it (and whose block
         ``acceptable(url, block)`` accepts), or None."""
-        import httpx
 
-        path = f"/v1/blocks/{height}/raw"
         for attempt in range(len(self.urls)):
             url = self.urls[(self._next + attempt) % len(self.urls)]
-            headers = sign_request(self.suite, self._key, self.peer_fp, "GET", path, b"")
-            try:
-                response = httpx.get(url + path, headers=headers, timeout=self.timeout_s)
-            except httpx.HTTPError as exc:
-                log.info("peer %s unreachable for block %d: %s", url, height, exc)
-                continue
-            if response.status_code != 200:
-                log.info("peer %s has no block %d (HTTP %d)", url, height, response.status_code)
-                continue
-            try:
-                block = decode_block(response.content, height)
-            except CarechainError as exc:
-                log.error("peer %s served block %d that does not decode: %s", url, height, exc)
-                continue
-            if block.height != height:
-                log.error("peer %s served block %d for %d", url, block.height, height)
-                continue
-            if acceptable is not None and not acceptable(url, block):
+            block = self.fetch_block_from(url, height)
+            if block is None or (acceptable is not None and not acceptable(url, block)):
                 continue
             self._next = (self._next + attempt) % len(self.urls)
             return url, block
         return None
+
+    def fetch_block_from(self, url: str, height: int) -> Block | None:
+        """The block at ``height`` as the peer at ``url`` serves it, or None."""
+        import httpx
+
+        path = f"/v1/blocks/{height}/raw"
+        headers = sign_request(self.suite, self._key, self.peer_fp, "GET", path, b"")
+        try:
+            response = httpx.get(url + path, headers=headers, timeout=self.timeout_s)
+        except httpx.HTTPError as exc:
+            log.info("peer %s unreachable for block %d: %s", url, height, exc)
+            return None
+        if response.status_code != 200:
+            log.info("peer %s has no block %d (HTTP %d)", url, height, response.status_code)
+            return None
+        try:
+            block = decode_block(response.content, height)
+        except CarechainError as exc:
+            log.error("peer %s served block %d that does not decode: %s", url, height, exc)
+            return None
+        if block.height != height:
+            log.error("peer %s served block %d for %d", url, block.height, height)
+            return None
+        return block
