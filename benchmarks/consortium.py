@@ -102,16 +102,29 @@ class Peer:
         self.proc = None
 
 
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (a peer's signature-checking worker too)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(parents.get(current, []))
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its children still running (seconds)."""
+    """User + system CPU time of a process and its running descendants (seconds)."""
     total = 0.0
-    pids = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        children = []
-    pids += [int(c) for c in children]
-    for p in pids:
+    for p in _descendants(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
