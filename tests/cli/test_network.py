@@ -65,8 +65,9 @@ def test_network_up_status_down_and_resume(tmp_path: Path) -> None:
         pids = [p["pid"] for p in peers] + [m["pid"] for m in state["etcd"]["members"]]
         assert not any(alive(pid) for pid in pids)
 
-        again = carechain("network", "up", "--dir", str(root))
+        again = carechain("network", "up", "--dir", str(root), "--peers", "2")
         assert again.returncode == 0, again.stderr
+        assert "resuming the network" in again.stderr and "3 peers" in again.stderr
         status = json.loads(carechain("network", "status", "--dir", str(root), "--json").stdout)
         assert {p["height"] for p in status["peers"]} == {result["height"]}
     finally:

@@ -183,6 +183,13 @@ def up(
     if state is None:
         state = _create(root, peers, etcd_members)
         typer.echo(f"created a consortium of {peers} peers and {etcd_members} etcd members")
+    elif (peers, etcd_members) != (len(state["peers"]), len(state["etcd"]["members"])):
+        typer.echo(
+            f"resuming the network in {root} as it was made: {len(state['peers'])} peers and "
+            f"{len(state['etcd']['members'])} etcd members (--peers and --etcd-members apply "
+            "to a new network only)",
+            err=True,
+        )
     cluster = EtcdCluster.from_json(json.dumps(state["etcd"]))
     try:
         running = cluster.pids
