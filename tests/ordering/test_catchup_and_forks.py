@@ -174,12 +174,14 @@ def test_an_orderer_signing_two_batches_for_one_height_is_caught(network: Consor
     try:
         a = peers.start("pumch", serve=True)
         peers.start("chaoyang-clinic", serve=True)
-        c = peers.start("yf-pharmacy", serve=True)
+        peers.start("yf-pharmacy", serve=True)
         first = a.submit_one(make(1), wait_s=15)
         peers.wait_same_height(first.height or 0)
         height = (first.height or 0) + 1
 
-        orderer = load_credentials(network.peer_dirs["chaoyang-clinic"] / "keys" / "orderer")
+        cutter = next(n for n in peers.nodes.values() if n.ordering.is_cutter)  # type: ignore[attr-defined]
+        # The cutter's own orderer key signs a second batch for the next height.
+        orderer = load_credentials(cutter.config.data_dir / "keys" / "orderer")
         rogue = make_batch(
             network.chain,
             height,
@@ -188,6 +190,7 @@ def test_an_orderer_signing_two_batches_for_one_height_is_caught(network: Consor
             Fingerprint(orderer.fingerprint),
             orderer.private_key,
         )
+        c = next(n for n in peers.nodes.values() if n is not cutter and n is not a)
         c._batches.put(rogue)  # handed to one peer only, as a lying orderer would
         deadline = time.monotonic() + 10
         while c.state.height < height and time.monotonic() < deadline:
@@ -209,7 +212,7 @@ def test_an_orderer_signing_two_batches_for_one_height_is_caught(network: Consor
         assert isinstance(ours, dict) and isinstance(theirs, dict)
         assert ours["height"] == theirs["height"] == height
         assert ours["tx_root"] != theirs["tx_root"]
-        assert theirs["orderer"] == orderer.fingerprint
+        assert ours["orderer"] == theirs["orderer"] == orderer.fingerprint
         for batch in (ours, theirs):  # both signatures check out offline
             record = a.member(str(batch["orderer"]))
             assert record is not None

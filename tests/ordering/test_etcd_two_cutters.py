@@ -98,3 +98,78 @@ def test_two_cutters_with_one_identity_write_each_height_once(
     ]
     txids = [tx.txid for b in delivered["first"] for tx in b.txs]
     assert len(txids) == len(set(txids)) == 600  # every transaction ordered, none twice
+
+
+def test_a_stale_cutter_cannot_rewrite_a_height_etcd_has_let_go(
+    network: Consortium, etcd: EtcdCluster
+) -> None:
+    """A cutter paused past the retained window wakes up believing the chain is at an
+    old height: with blocks/<h> long deleted, only the tip compare stops it."""
+    peer_dir = network.peer_dirs["pumch"]
+    orderer = load_credentials(peer_dir / "keys" / "orderer")
+    key = read_private_key(peer_dir / "keys" / "orderer.key")
+
+    def make_orderer() -> EtcdOrderer:
+        return EtcdOrderer(
+            network.chain,
+            etcd.endpoints,
+            DEFAULT,
+            peer_id="pumch",
+            orderer=Fingerprint(orderer.fingerprint),
+            orderer_key=key,
+            max_txs=5,
+            max_wait_ms=5,
+            retain_blocks=3,
+        )
+
+    live, stale = make_orderer(), make_orderer()
+    delivered: list[Batch] = []
+    live.start(1, 0, delivered.append)
+    make = signer(network)
+    try:
+        for i in range(8):  # eight blocks, one at a time
+            live.submit([make(60_000 + i)])
+            deadline = time.monotonic() + 10
+            while len(delivered) <= i and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert [b.height for b in delivered] == list(range(1, 9))
+        conn = EtcdConnection(etcd.endpoints)
+        for believed_tip in (None, f"{0:012d}".encode()):
+            assert not stale._write_block(
+                conn, 1, int(time.time() * 1000), [], [make(1)], believed_tip
+            )
+        conn.close()
+        prefix = f"/carechain/{network.chain}/blocks/"
+        host, _, port = etcd.endpoints[0].rpartition(":")
+        client = pyetcd.client(host=host, port=int(port), timeout=5)
+        try:
+            kept = sorted(int(meta.key.rsplit(b"/", 1)[1]) for _, meta in client.get_prefix(prefix))
+        finally:
+            client.close()
+        assert 1 not in kept and kept[-1] == 8
+    finally:
+        live.stop()
+
+
+def test_a_submission_that_does_not_decode_is_dropped_and_the_chain_goes_on(
+    network: Consortium, etcd: EtcdCluster
+) -> None:
+    from etcd_support import PEERS, Peers
+
+    peers = Peers(network)
+    host, _, port = etcd.endpoints[0].rpartition(":")
+    client = pyetcd.client(host=host, port=int(port), timeout=5)
+    try:
+        for org in PEERS:
+            peers.start(org)
+        bad_key = f"/carechain/{network.chain}/sub/evil/1"
+        client.put(bad_key, b"not a transaction\n{also not}")
+        status = peers.nodes["pumch"].submit_one(signer(network)(70_000), wait_s=15)
+        assert status.code == "ok"
+        peers.wait_same_height(status.height or 0)
+        assert all(n.failure is None for n in peers.nodes.values())
+        value, _ = client.get(bad_key)
+        assert value is None  # dropped, not cut into an empty block
+    finally:
+        client.close()
+        peers.stop_all()

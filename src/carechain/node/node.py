@@ -172,6 +172,7 @@ class Node:
         self._persister: Persister | None = None
 
         self._build_failure: BaseException | None = None
+        self._stopping = False
         self.started_at = time.time()
         self.committer.on_commit.append(self._after_commit)
         self._own: OrderedDict[int, Checkpoint] = OrderedDict()
@@ -372,7 +373,7 @@ class Node:
         )
         self._persister = Persister(self.committer)
         self._commit_thread.start()
-        self.ordering.start(self.state.height + 1, self.committer.last_time_ms, self._batches.put)
+        self.ordering.start(self.state.height + 1, self.committer.last_time_ms, self._deliver)
         if self.crosscheck is not None:
             self.crosscheck.start()
 
@@ -388,13 +389,33 @@ class Node:
             else:
                 log.error("commit threads did not stop; leaving the stores open")
 
+    def _deliver(self, batch: Batch) -> None:
+        """Hand an ordered batch to the committer (back-pressure: waits while it is busy).
+
+        Once the node has stopped committing (a failure) or is stopping, nothing
+        will take the batch: it is dropped rather than blocking the orderer.
+        """
+        while True:
+            try:
+                self._batches.put(batch, timeout=0.5)
+                return
+            except queue.Full:
+                if self.failure is not None or self._stopping:
+                    return
+
     def _stop_threads(self) -> bool:
         """Stop ordering, then both commit stages; True once both have ended."""
+        self._stopping = True
         if self.crosscheck is not None:
             self.crosscheck.stop()
         self.ordering.stop()
         if self._commit_thread is not None:
-            self._batches.put(None)
+            while self._commit_thread.is_alive():
+                try:
+                    self._batches.put(None, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue  # the committer is draining; a dead one needs no sentinel
             self._commit_thread.join(timeout=60)
             if self._commit_thread.is_alive():
                 return False

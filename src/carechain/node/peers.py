@@ -108,15 +108,26 @@ class Checkpoint:
 def verify_fork_evidence(
     evidence: dict[str, Any], suite: CryptoSuite, public_keys: dict[str, bytes]
 ) -> bool:
-    """Offline check of fork evidence: two valid signatures, one height, two block hashes.
+    """Offline check of fork evidence (``how`` = ``checkpoint``): two valid signatures
+    by two peers at the height the evidence names, over different chains.
 
     ``public_keys`` maps peer certificate fingerprints to their public keys.
     """
+    if evidence.get("how") != "checkpoint":
+        return False
     ours = Checkpoint.from_json(evidence["ours"])
     theirs = Checkpoint.from_json(evidence["theirs"])
-    if ours.chain != theirs.chain or ours.height != theirs.height:
+    if ours.chain != theirs.chain or ours.peer == theirs.peer:
         return False
-    if (ours.block_hash, ours.state) == (theirs.block_hash, theirs.state):
+    if not ours.height == theirs.height == evidence.get("height"):
+        return False
+    if evidence.get("peer") != theirs.peer:
+        return False
+    if (ours.block_hash, ours.state, ours.tree_root) == (
+        theirs.block_hash,
+        theirs.state,
+        theirs.tree_root,
+    ):
         return False
     for checkpoint in (ours, theirs):
         key = public_keys.get(checkpoint.peer)
@@ -324,17 +335,20 @@ class CrossCheck:
                 "orderer_sig": base64.b64encode(h.orderer_sig).decode("ascii"),
             }
 
+        same_orderer = ours.header.orderer == theirs.header.orderer
         evidence = {
             "height": ours.height,
             "peer": url,
-            "how": "orderer_equivocation",
+            # One orderer signing two batches for a height is equivocation; two
+            # orderers each signing one means the ordering service itself split.
+            "how": "orderer_equivocation" if same_orderer else "conflicting_orderers",
             "detected_at": int(time.time() * 1000),
             "ours_batch": signed(ours),
             "theirs_batch": signed(theirs),
         }
         if self._record((f"orderer:{url}", ours.height), evidence):
             log.error(
-                "ORDERER EQUIVOCATION at height %d: %s... and %s... signed two different batches",
+                "TWO BATCHES at height %d, signed by %s... and %s...",
                 ours.height,
                 ours.header.orderer[:12],
                 theirs.header.orderer[:12],

@@ -5,21 +5,26 @@ Every peer runs this service. Keys, under ``/carechain/<chain>/``::
     sub/<peer>/<seq>    transactions a peer handed over, newline-separated envelopes
     blocks/<height>     each ordered batch (canonical JSON), height zero-padded
     cutter              the peer cutting blocks now, bound to its lease
+    tip                 the height of the newest block, written with every block
     heads/<peer>        each peer's latest signed checkpoint, for the cross-check
 
 Submitting: a peer gathers the transactions its clients submit for a few
 milliseconds and writes them as one ``sub/`` key (one Raft round per batch,
-not per transaction). Writing the same key again after a timeout is harmless.
+not per transaction). A write retried after a timeout that had in fact
+succeeded, and had meanwhile been ordered, orders its transactions again;
+every peer records such copies as ``replayed`` and applies them once.
 
 Cutting: a peer holding an orderer key campaigns for ``cutter`` with a
 put-if-absent bound to a short lease, and keeps the lease alive while it cuts.
 It reads the oldest submissions, cuts a batch at ``max_txs`` transactions or
 when the oldest has waited ``max_wait_ms``, signs it, and writes it in one etcd
-transaction that succeeds only if ``blocks/<height>`` does not exist yet and
-every submission it took still exists; the same transaction deletes those
-submissions. So two processes that both believe they are the cutter can never
-write two blocks at one height, nor order one submission twice. A cutter that
-loses its lease, or a compare, steps back and reads the chain again.
+transaction that succeeds only if ``tip`` still names the height before it,
+``blocks/<height>`` does not exist yet and every submission it took still
+exists; the same transaction deletes those submissions and moves ``tip``. So
+two processes that both believe they are the cutter can never write two blocks
+at one height, nor take one submission twice. A cutter that loses its lease,
+or a compare, steps back and reads the chain again. Submissions in which no
+transaction decodes are deleted, never cut into an (invalid) empty block.
 
 Following: every peer, cutter or not, reads ``blocks/`` in height order from
 the height it needs, woken by a watch and polling as a fallback, and hands
@@ -182,6 +187,7 @@ class EtcdOrderer:
         self._own_sub_prefix = base + b"sub/" + peer_id.encode() + b"/"
         self._block_prefix = base + b"blocks/"
         self._cutter_key = base + b"cutter"
+        self._tip_key = base + b"tip"
         self._heads_prefix = base + b"heads/"
         self._board: EtcdConnection | None = None
         self._cond = threading.Condition()
@@ -474,7 +480,7 @@ class EtcdOrderer:
 
     def _cut_while_leading(self, conn: EtcdConnection, lease: Any) -> None:
         renewed = time.monotonic()
-        height, last_time = self._chain_tip(conn)
+        height, last_time, tip = self._chain_tip(conn)
         first_seen: dict[bytes, float] = {}
         try:
             while not self._stopping:
@@ -491,6 +497,9 @@ class EtcdOrderer:
                     self._subs_changed.wait(self.lease_ttl_s / 4)
                     continue
                 take, txs = self._choose(subs)
+                if not txs:
+                    self._discard(conn, take)  # nothing in them decodes: never an empty block
+                    continue
                 oldest = min(first_seen[k] for k, _ in subs)
                 due = oldest + self.max_wait_ms / 1000.0
                 if len(txs) < self.max_txs and len(take) == len(subs) and now < due:
@@ -498,16 +507,17 @@ class EtcdOrderer:
                     self._subs_changed.wait(due - now)
                     continue
                 last_time = max(last_time, int(time.time() * 1000))
-                written = self._write_block(conn, lease, height, last_time, take, txs)
+                written = self._write_block(conn, height, last_time, take, txs, tip)
                 if written:
                     for key in take:
                         first_seen.pop(key, None)
+                    tip = f"{height:012d}".encode()
                     height += 1
                     self.blocks_cut += 1
                 else:
                     # Someone else wrote this height (or took these submissions).
                     self.writes_refused += 1
-                    height, last_time = self._chain_tip(conn)
+                    height, last_time, tip = self._chain_tip(conn)
                     if not self._still_cutter(conn):
                         return
         finally:
@@ -515,9 +525,14 @@ class EtcdOrderer:
 
     def _renew(self, conn: EtcdConnection, lease: Any) -> bool:
         try:
-            conn.call("renew lease", lambda c: list(c.refresh_lease(lease.id)), attempts=2)
+            answers = conn.call(
+                "renew lease", lambda c: list(c.refresh_lease(lease.id)), attempts=2
+            )
         except EtcdUnavailable:
             log.warning("peer %s could not renew its cutter lease; stepping back", self.peer_id)
+            return False
+        if not answers or any(getattr(a, "TTL", 1) <= 0 for a in answers):
+            log.warning("peer %s's cutter lease has expired; stepping back", self.peer_id)
             return False
         if not self._still_cutter(conn):
             log.warning("peer %s lost the cutter lease", self.peer_id)
@@ -528,8 +543,14 @@ class EtcdOrderer:
         value, _ = conn.call("read cutter", lambda c: c.get(self._cutter_key))
         return bool(value == self.peer_id.encode())
 
-    def _chain_tip(self, conn: EtcdConnection) -> tuple[int, int]:
-        """(next height, time of the last block) as etcd has them."""
+    def _chain_tip(self, conn: EtcdConnection) -> tuple[int, int, bytes | None]:
+        """(next height, time of the last block, ``tip`` value) as etcd has them."""
+        tip, _ = conn.call("read tip", lambda c: c.get(self._tip_key))
+        if tip is not None:
+            height = int(tip)
+            value, _ = conn.call("read tip block", lambda c: c.get(self._block_key(height)))
+            last = self._last_time if value is None else self._decode_block(value).time_ms
+            return height + 1, max(last, self._last_time), bytes(tip)
         rows = conn.call(
             "read chain tip",
             lambda c: list(
@@ -543,9 +564,9 @@ class EtcdOrderer:
             ),
         )
         if not rows:
-            return max(self._next, 1), self._last_time
+            return max(self._next, 1), self._last_time, None
         batch = self._decode_block(rows[0][0])
-        return batch.height + 1, max(batch.time_ms, self._last_time)
+        return batch.height + 1, max(batch.time_ms, self._last_time), None
 
     def _read_submissions(self, conn: EtcdConnection) -> list[tuple[bytes, bytes]]:
         rows = conn.call(
@@ -601,14 +622,29 @@ class EtcdOrderer:
                 log.warning("submission %r holds a bad transaction (%s); left out", key, exc)
         return txs
 
+    def _discard(self, conn: EtcdConnection, take: list[bytes]) -> None:
+        """Delete submissions with nothing orderable in them (if they are still there)."""
+        log.warning("dropping %d submission(s) in which no transaction decodes", len(take))
+
+        def drop(c: Any) -> bool:
+            t = c.transactions
+            ok, _ = c.transaction(
+                compare=[t.version(key) > 0 for key in take],
+                success=[t.delete(key) for key in take],
+                failure=[],
+            )
+            return bool(ok)
+
+        conn.call("drop submissions", drop)
+
     def _write_block(
         self,
         conn: EtcdConnection,
-        lease: Any,
         height: int,
         time_ms: int,
         take: list[bytes],
         txs: list[SignedTransaction],
+        tip: bytes | None,
     ) -> bool:
         assert self._key is not None and self.orderer is not None
         batch = make_batch(self.chain, height, time_ms, txs, self.orderer, self._key, self.suite)
@@ -618,9 +654,16 @@ class EtcdOrderer:
 
         def write(c: Any) -> bool:
             t = c.transactions
-            compare = [t.version(block_key) == 0, t.value(self._cutter_key) == self.peer_id]
+            compare = [
+                t.version(block_key) == 0,
+                t.value(self._cutter_key) == self.peer_id,
+                # The chain's newest block must still be the one this block follows:
+                # a stale cutter cannot write a height again once etcd has let it go.
+                t.version(self._tip_key) == 0 if tip is None else t.value(self._tip_key) == tip,
+            ]
             compare += [t.version(key) > 0 for key in take]
-            success = [t.put(block_key, value)] + [t.delete(key) for key in take]
+            success = [t.put(block_key, value), t.put(self._tip_key, f"{height:012d}")]
+            success += [t.delete(key) for key in take]
             if height > self.retain_blocks:
                 success.append(t.delete(self._block_prefix, range_end=old_end))
             ok, responses = c.transaction(compare=compare, success=success, failure=[])
