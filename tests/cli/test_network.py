@@ -34,6 +34,21 @@ def alive(pid: int | None) -> bool:
     return state != "Z"
 
 
+def processes_under(root: Path) -> list[int]:
+    """Live processes whose command line names a path in ``root``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(root).encode() in argv and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
 @pytest.mark.timeout(240)
 def test_network_up_status_down_and_resume(tmp_path: Path) -> None:
     root = tmp_path / "net"
@@ -41,6 +56,7 @@ def test_network_up_status_down_and_resume(tmp_path: Path) -> None:
         started = carechain("network", "up", "--dir", str(root), "--peers", "3")
         assert started.returncode == 0, started.stderr
         assert "cutter" in started.stdout and "leader" in started.stdout
+        assert len(processes_under(root)) >= 6  # 3 etcd members and 3 peers
         state = json.loads((root / "network.json").read_text())
         peers = state["peers"]
         assert [p["org"] for p in peers] == ["pumch", "chaoyang-clinic", "yf-pharmacy"]
@@ -64,6 +80,7 @@ def test_network_up_status_down_and_resume(tmp_path: Path) -> None:
         assert stopped.returncode == 0, stopped.stderr
         pids = [p["pid"] for p in peers] + [m["pid"] for m in state["etcd"]["members"]]
         assert not any(alive(pid) for pid in pids)
+        assert not processes_under(root)
 
         again = carechain("network", "up", "--dir", str(root), "--peers", "2")
         assert again.returncode == 0, again.stderr
@@ -92,3 +109,25 @@ def test_network_up_refuses_an_even_number_of_etcd_members(tmp_path: Path) -> No
     result = carechain("network", "up", "--dir", str(tmp_path / "n"), "--etcd-members", "2")
     assert result.returncode == 2
     assert "odd number" in result.stderr
+
+
+@pytest.mark.timeout(240)
+def test_a_peer_that_cannot_start_leaves_nothing_running(tmp_path: Path) -> None:
+    import socket
+
+    root = tmp_path / "net"
+    try:
+        assert carechain("network", "up", "--dir", str(root), "--peers", "2").returncode == 0
+        assert carechain("network", "down", "--dir", str(root)).returncode == 0
+        state = json.loads((root / "network.json").read_text())
+        port = int(state["peers"][1]["url"].rsplit(":", 1)[1])
+        with socket.socket() as blocker:  # someone else now holds a peer's port
+            blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            blocker.bind(("127.0.0.1", port))
+            blocker.listen()
+            failed = carechain("network", "up", "--dir", str(root), "--timeout", "30")
+        assert failed.returncode == 2
+        assert "chaoyang-clinic" in failed.stderr
+        assert not processes_under(root)  # no etcd member or peer of this network runs
+    finally:
+        carechain("network", "down", "--dir", str(root))

@@ -66,21 +66,30 @@ def _write_state(root: Path, state: dict[str, Any]) -> None:
 
 
 def _pid_is_peer(pid: int | None, data_dir: str) -> bool:
+    """Whether ``pid`` is the `carechain up` of this peer (not a reused pid)."""
     if not pid:
         return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"carechain" in b" ".join(cmdline) and data_dir.encode() in cmdline
+    return argv[1:5] == [b"-m", b"carechain", b"up", b"--data"] and data_dir.encode() in argv
 
 
-def _free_port() -> int:
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports on 127.0.0.1 (all held open while choosing)."""
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def _health(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
@@ -144,7 +153,9 @@ def _create(root: Path, peers: int, etcd_members: int) -> dict[str, Any]:
         raise ConfigError("--etcd-members must be 1, 3 or 5 (an odd number for Raft)")
     root.mkdir(parents=True, exist_ok=True)
     cluster = EtcdCluster(root / "etcd", members=etcd_members)
-    specs = [PeerSpec(org, _free_port()) for org in orgs[:peers]]
+    specs = [
+        PeerSpec(org, port) for org, port in zip(orgs[:peers], _free_ports(peers), strict=True)
+    ]
     consortium = create_consortium(
         DEMO_CONSORTIUM,
         root / "consortium",
@@ -182,6 +193,7 @@ def up(
     state = _read_state(root)
     if state is None:
         state = _create(root, peers, etcd_members)
+        _write_state(root, state)  # from here on, down and a later up know the network
         typer.echo(f"created a consortium of {peers} peers and {etcd_members} etcd members")
     elif (peers, etcd_members) != (len(state["peers"]), len(state["etcd"]["members"])):
         typer.echo(
@@ -199,10 +211,11 @@ def up(
             if running and spec.name not in running:
                 cluster.start_member(i)
         state["etcd"] = json.loads(cluster.to_json())
+        _write_state(root, state)
         for peer in state["peers"]:
             if not _pid_is_peer(peer.get("pid"), peer["data_dir"]):
                 peer["pid"] = _start_peer(root, peer)
-        _write_state(root, state)
+                _write_state(root, state)
         deadline = time.monotonic() + timeout
         waiting = list(state["peers"])
         while waiting and time.monotonic() < deadline:
@@ -216,8 +229,9 @@ def up(
         if waiting:
             names = ", ".join(p["org"] for p in waiting)
             raise NodeFailure(f"peers {names} did not answer within {timeout:.0f}s; see logs/")
-    except CarechainError:
-        _stop_all(root, state)
+    except BaseException:
+        # Whatever failed (or Ctrl-C), leave nothing running that down cannot find.
+        _stop_all(root, state, cluster)
         raise
     _print_status(root, state)
     typer.echo(
@@ -226,14 +240,16 @@ def up(
     )
 
 
-def _stop_all(root: Path, state: dict[str, Any]) -> None:
+def _stop_all(root: Path, state: dict[str, Any], cluster: Any = None) -> None:
+    """Stop every peer and etcd member (``cluster``: the live object, when there is one)."""
     from carechain.node.etcd_process import EtcdCluster
 
     for peer in state["peers"]:
         if _pid_is_peer(peer.get("pid"), peer["data_dir"]):
             _stop_pid(peer["pid"])
         peer["pid"] = None
-    cluster = EtcdCluster.from_json(json.dumps(state["etcd"]))
+    if cluster is None:
+        cluster = EtcdCluster.from_json(json.dumps(state["etcd"]))
     cluster.stop()
     state["etcd"] = json.loads(cluster.to_json())
     _write_state(root, state)

@@ -279,7 +279,9 @@ class Node:
         """Batches ``first..last`` from other peers (as many as they serve, in order)."""
         assert self.peer_link is not None
         batches = []
-        for height in range(first, last + 1):
+        for height in range(first, min(last, first + 31) + 1):
+            if self._stopping or self.failure is not None:
+                break
             fetched = self.peer_link.fetch_block(height, self._check_served_batch)
             if fetched is None:
                 break

@@ -390,8 +390,10 @@ class PeerLink:
         peer_key: bytes,
         *,
         timeout_s: float = 10.0,
+        max_block_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.urls = [u.rstrip("/") for u in urls]
+        self.max_block_bytes = max_block_bytes
         self.suite = suite
         self.peer_fp = peer_fp
         self._key = peer_key
@@ -419,16 +421,30 @@ class PeerLink:
 
         path = f"/v1/blocks/{height}/raw"
         headers = sign_request(self.suite, self._key, self.peer_fp, "GET", path, b"")
+        # A whole-request deadline and a size cap: a peer that trickles bytes, or
+        # sends a huge body, cannot hold this peer's catch-up or its memory.
+        deadline = time.monotonic() + self.timeout_s
+        body = bytearray()
         try:
-            response = httpx.get(url + path, headers=headers, timeout=self.timeout_s)
+            with httpx.stream(
+                "GET", url + path, headers=headers, timeout=self.timeout_s
+            ) as response:
+                if response.status_code != 200:
+                    log.info("peer %s has no block %d (HTTP %d)", url, height, response.status_code)
+                    return None
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > self.max_block_bytes:
+                        log.error("peer %s served an oversize block %d", url, height)
+                        return None
+                    if time.monotonic() > deadline:
+                        log.error("peer %s too slow serving block %d", url, height)
+                        return None
         except httpx.HTTPError as exc:
             log.info("peer %s unreachable for block %d: %s", url, height, exc)
             return None
-        if response.status_code != 200:
-            log.info("peer %s has no block %d (HTTP %d)", url, height, response.status_code)
-            return None
         try:
-            block = decode_block(response.content, height)
+            block = decode_block(bytes(body), height)
         except CarechainError as exc:
             log.error("peer %s served block %d that does not decode: %s", url, height, exc)
             return None
