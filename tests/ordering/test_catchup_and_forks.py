@@ -154,6 +154,13 @@ def test_a_peer_whose_state_was_altered_is_caught_with_signed_evidence(
         assert node_status["forks"] >= 1
         shown = forks_cli(network, peers.servers["pumch"].url)
         assert shown.returncode == 1 and liar.peer_fp in shown.stdout
+
+        # After a restart the evidence is still there, and not recorded again.
+        peers.stop("pumch")
+        again = peers.start("pumch")
+        time.sleep(1.5)  # three cross-check rounds
+        assert again.crosscheck is not None and len(again.crosscheck.forks) == 1
+        assert (network.peer_dirs["pumch"] / "forks.jsonl").read_text().count("\n") == 1
     finally:
         peers.stop_all()
     # The altered peer's own audit finds it too.

@@ -299,7 +299,11 @@ class Node:
         """
         batch = batch_of(block)
         problem = None
-        if transactions_root(batch.txs, self.committer.hasher) != batch.tx_root:
+        if batch.chain != self.chain:
+            problem = f"it belongs to chain {batch.chain!r}"
+        elif not batch.txs:
+            problem = "it is empty"
+        elif transactions_root(batch.txs, self.committer.hasher) != batch.tx_root:
             problem = "its transactions do not match the transaction root the orderer signed"
         else:
             config = self.state.get("governance/config")
@@ -308,9 +312,11 @@ class Node:
             if (
                 batch.orderer not in orderers
                 or record is None
+                or record.role is not Role.ORDERER
+                or record.refusal_at(batch.time_ms) is not None
                 or not self.suite.verify(record.public_key, batch.statement(), batch.orderer_sig)
             ):
-                problem = "it is not signed by an orderer of this chain"
+                problem = "it is not signed by a valid orderer of this chain"
         if problem is None:
             return True
         log.error("peer %s served block %d that is forged: %s", url, block.height, problem)
@@ -495,12 +501,16 @@ class Node:
     # -- submitting --------------------------------------------------------------------
 
     def member(self, fingerprint: str) -> MemberRecord | None:
-        if fingerprint in self._members:
-            return self._members[fingerprint]
+        cache = self._members
+        if fingerprint in cache:
+            return cache[fingerprint]
         record = read_member(Overlay(self.state), fingerprint)
-        if len(self._members) > 100_000:
-            self._members = {}
-        self._members[fingerprint] = record
+        # Cache only into the cache the record was read for: if a block changed
+        # membership meanwhile, the cache was replaced and this record may be stale.
+        if cache is self._members:
+            if len(cache) > 100_000:
+                cache.clear()
+            cache[fingerprint] = record
         return record
 
     def healthy(self) -> None:

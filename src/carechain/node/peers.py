@@ -182,8 +182,8 @@ class CrossCheck:
         self._latest: Checkpoint | None = None
         self._published: int = -1
         self._theirs: dict[str, OrderedDict[int, Checkpoint]] = {}
-        self._reported: set[tuple[str, int]] = set()
         self.forks: list[dict[str, Any]] = self._load_evidence()
+        self._reported: set[tuple[str, int]] = {_evidence_key(f) for f in self.forks}
         self.forked_peers: set[str] = {
             str(f["peer"]) for f in self.forks if f.get("how") == "checkpoint"
         }
@@ -288,7 +288,7 @@ class CrossCheck:
             "ours": ours.to_json(),
             "theirs": theirs.to_json(),
         }
-        if not self._record((theirs.peer, theirs.height), evidence):
+        if not self._record(_evidence_key(evidence), evidence):
             return
         self.forked_peers.add(theirs.peer)
         if self.on_fork is not None:
@@ -305,7 +305,7 @@ class CrossCheck:
     def report_served(self, ours: Checkpoint, url: str, theirs: Block) -> None:
         """Record that a peer served a block that executes to a different header."""
         evidence = _served_evidence(ours, url, theirs, self.suite)
-        self._record((url, theirs.height), evidence)
+        self._record(_evidence_key(evidence), evidence)
 
     def report_forged(self, url: str, block: Block, problem: str) -> None:
         """Record that a peer served a block whose batch no orderer signed."""
@@ -317,7 +317,7 @@ class CrossCheck:
             "detected_at": int(time.time() * 1000),
             "theirs_block": block.to_json(),
         }
-        if self._record((url, block.height), evidence):
+        if self._record(_evidence_key(evidence), evidence):
             log.error("peer %s served a forged block %d: %s", url, block.height, problem)
 
     def report_equivocation(self, url: str, ours: Block, theirs: Block) -> None:
@@ -346,7 +346,7 @@ class CrossCheck:
             "ours_batch": signed(ours),
             "theirs_batch": signed(theirs),
         }
-        if self._record((f"orderer:{url}", ours.height), evidence):
+        if self._record(_evidence_key(evidence), evidence):
             log.error(
                 "TWO BATCHES at height %d, signed by %s... and %s...",
                 ours.height,
@@ -377,6 +377,11 @@ def _served_evidence(
         "theirs_header": theirs.header.to_json(),
         "theirs_block_hash": theirs.header.block_hash(suite),
     }
+
+
+def _evidence_key(evidence: dict[str, Any]) -> tuple[str, int]:
+    """What makes two records the same finding (so a restart does not repeat them)."""
+    return (f"{evidence.get('how')}:{evidence.get('peer')}", int(evidence.get("height", -1)))
 
 
 class PeerLink:

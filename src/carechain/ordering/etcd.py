@@ -355,6 +355,7 @@ class EtcdOrderer:
         watch = EtcdConnection(self.endpoints, self._timeout_s)
         self._watch_conns.append(watch)
         self._watch(watch, self._block_prefix, self._blocks_changed)
+        woken = True
         try:
             while not self._stopping:
                 self._blocks_changed.clear()
@@ -365,6 +366,12 @@ class EtcdOrderer:
                     batches = []
                     watch.fail_over()
                     self._watch(watch, self._block_prefix, self._blocks_changed)
+                if batches and not woken:
+                    # Polling found blocks the watch never announced: its member is
+                    # gone. Watch again through another one.
+                    watch.fail_over()
+                    self._watch(watch, self._block_prefix, self._blocks_changed)
+                woken = True
                 for batch in batches:
                     if self._stopping:
                         return
@@ -372,7 +379,7 @@ class EtcdOrderer:
                     self._next = batch.height + 1
                     self.delivered_height = batch.height
                 if not batches:
-                    self._blocks_changed.wait(0.2)
+                    woken = self._blocks_changed.wait(0.2)
         finally:
             conn.close()
 
