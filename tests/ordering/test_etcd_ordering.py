@@ -96,3 +96,28 @@ def test_a_restarted_peer_catches_up_from_its_own_store(peers: Peers, network: C
     peers.wait_same_height(last.height or 0)
     assert back.state.state_digest == a.state.state_digest
     assert back.tx_status(last.txid).code == "ok"
+
+
+def test_a_cutter_that_stops_hands_over_without_waiting_out_its_lease(
+    network: Consortium,
+) -> None:
+    for data_dir in network.peer_dirs.values():  # a long lease: waiting it out takes 7-10 s
+        path = data_dir / "node.toml"
+        path.write_text(path.read_text().replace("[ordering]\n", "[ordering]\nlease_ttl_s = 10\n"))
+    peers = Peers(network)
+    try:
+        for org in PEERS:
+            peers.start(org)
+        deadline = time.monotonic() + 15
+        while not peers.cutters() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (cutter,) = peers.cutters()
+        peers.stop(cutter)
+        stopped = time.monotonic()
+        while not peers.cutters() and time.monotonic() < stopped + 15:
+            time.sleep(0.05)
+        handed_over_s = time.monotonic() - stopped
+        assert peers.cutters(), "nobody took over"
+        assert handed_over_s < 5, f"took {handed_over_s:.1f} s: the lease was waited out"
+    finally:
+        peers.stop_all()

@@ -529,6 +529,10 @@ class EtcdOrderer:
                         return
         finally:
             self.is_cutter = False
+            if self._stopping:
+                # Hand over at once rather than when the lease runs out.
+                with contextlib.suppress(EtcdUnavailable):
+                    conn.call("revoke lease", lambda c: c.revoke_lease(lease.id), attempts=1)
 
     def _renew(self, conn: EtcdConnection, lease: Any) -> bool:
         try:
