@@ -26,26 +26,29 @@ from carechain.ordering.etcd import EtcdConnection, EtcdOrderer
 from etcd_support import signer
 
 
+def pumch_orderer(network: Consortium, etcd: EtcdCluster, **options: int) -> EtcdOrderer:
+    """An orderer with pumch's peer id and orderer key: every call makes one more copy."""
+    peer_dir = network.peer_dirs["pumch"]
+    orderer = load_credentials(peer_dir / "keys" / "orderer")
+    return EtcdOrderer(
+        network.chain,
+        etcd.endpoints,
+        DEFAULT,
+        peer_id="pumch",
+        orderer=Fingerprint(orderer.fingerprint),
+        orderer_key=read_private_key(peer_dir / "keys" / "orderer.key"),
+        max_wait_ms=5,
+        **options,  # type: ignore[arg-type]
+    )
+
+
 def test_two_cutters_with_one_identity_write_each_height_once(
     network: Consortium, etcd: EtcdCluster
 ) -> None:
-    peer_dir = network.peer_dirs["pumch"]
-    orderer = load_credentials(peer_dir / "keys" / "orderer")
-    key = read_private_key(peer_dir / "keys" / "orderer.key")
-
-    def make_orderer() -> EtcdOrderer:
-        return EtcdOrderer(
-            network.chain,
-            etcd.endpoints,
-            DEFAULT,
-            peer_id="pumch",
-            orderer=Fingerprint(orderer.fingerprint),
-            orderer_key=key,
-            max_txs=40,
-            max_wait_ms=5,
-        )
-
-    first, second = make_orderer(), make_orderer()
+    first, second = (
+        pumch_orderer(network, etcd, max_txs=40),
+        pumch_orderer(network, etcd, max_txs=40),
+    )
     delivered: dict[str, list[Batch]] = {"first": [], "second": []}
     first.start(1, 0, delivered["first"].append)
     deadline = time.monotonic() + 10
@@ -105,24 +108,8 @@ def test_a_stale_cutter_cannot_rewrite_a_height_etcd_has_let_go(
 ) -> None:
     """A cutter paused past the retained window wakes up believing the chain is at an
     old height: with blocks/<h> long deleted, only the tip compare stops it."""
-    peer_dir = network.peer_dirs["pumch"]
-    orderer = load_credentials(peer_dir / "keys" / "orderer")
-    key = read_private_key(peer_dir / "keys" / "orderer.key")
-
-    def make_orderer() -> EtcdOrderer:
-        return EtcdOrderer(
-            network.chain,
-            etcd.endpoints,
-            DEFAULT,
-            peer_id="pumch",
-            orderer=Fingerprint(orderer.fingerprint),
-            orderer_key=key,
-            max_txs=5,
-            max_wait_ms=5,
-            retain_blocks=3,
-        )
-
-    live, stale = make_orderer(), make_orderer()
+    live = pumch_orderer(network, etcd, max_txs=5, retain_blocks=3)
+    stale = pumch_orderer(network, etcd, max_txs=5, retain_blocks=3)
     delivered: list[Batch] = []
     live.start(1, 0, delivered.append)
     make = signer(network)
