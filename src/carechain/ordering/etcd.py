@@ -192,8 +192,6 @@ class EtcdOrderer:
         self._board: EtcdConnection | None = None
         self._cond = threading.Condition()
         self._outbox: list[SignedTransaction] = []
-        self._in_flight: dict[str, int] = {}
-        """txid -> height it was last seen ordered below (0: not yet): for ``pending``."""
         self._seq = time.time_ns()
         self._stopping = False
         self._threads: list[threading.Thread] = []
@@ -497,8 +495,8 @@ class EtcdOrderer:
                         return
                     renewed = now
                 subs = self._read_submissions(conn)
-                for key, _ in subs:
-                    first_seen.setdefault(key, now)
+                # Forget submissions another cutter took; note when new ones were seen.
+                first_seen = {key: first_seen.get(key, now) for key, _ in subs}
                 if not subs:
                     self._subs_changed.clear()
                     self._subs_changed.wait(self.lease_ttl_s / 4)
