@@ -150,12 +150,18 @@ class Committer:
     # -- step 1 ------------------------------------------------------------------------
 
     def check_batch(self, batch: Batch, view: LayeredView) -> None:
-        if batch.chain != self.chain:
-            raise BatchRejected(f"batch is for chain {batch.chain!r}, not {self.chain!r}")
         if batch.height != self.height + 1:
             raise BatchRejected(f"batch height {batch.height}; expected {self.height + 1}")
         if batch.time_ms < self.last_time_ms:
             raise BatchRejected(f"batch {batch.height} goes back in time")
+        self.check_signed(batch, view)
+
+    def check_signed(self, batch: Batch, view: LayeredView | StateStore) -> None:
+        """What makes a batch one an orderer of this chain signed, wherever it sits:
+        its chain, its transactions against the signed root, the orderer's role,
+        certificate and signature (membership as ``view`` has it)."""
+        if batch.chain != self.chain:
+            raise BatchRejected(f"batch is for chain {batch.chain!r}, not {self.chain!r}")
         if not batch.txs:
             raise BatchRejected(f"batch {batch.height} is empty")
         root = transactions_root(batch.txs, self.hasher)

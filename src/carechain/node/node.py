@@ -40,12 +40,11 @@ from carechain.ledger.block import (
     Block,
     batch_from_json,
     decode_block,
-    transactions_root,
 )
 from carechain.ledger.blockstore import BlockStore
 from carechain.ledger.statestore import StateStore
 from carechain.ledger.transaction import Fingerprint, SignedTransaction
-from carechain.node.committer import Committer, Persister, batch_of
+from carechain.node.committer import BatchRejected, Committer, Persister, batch_of
 from carechain.node.config import NodeConfig, load_config
 from carechain.node.mempool import ADMITTED, COMMITTED, Mempool
 from carechain.node.peers import Checkpoint, CheckpointBoard, CrossCheck, PeerLink
@@ -192,25 +191,22 @@ class Node:
 
     def _ordering(self) -> OrderingService:
         cfg = self.config
+        orderer: tuple[Fingerprint, bytes] | None = None
+        if cfg.orderer_key is not None and cfg.orderer_cert is not None:
+            orderer = (
+                Fingerprint(fingerprint_of(cfg.orderer_cert.read_bytes())),
+                read_private_key(cfg.orderer_key),
+            )
         if cfg.ordering_backend == "etcd":
             from carechain.ordering.etcd import EtcdOrderer
 
-            has_key = cfg.orderer_key is not None and cfg.orderer_cert is not None
-            return EtcdOrderer(
+            return EtcdOrderer(  # without an orderer key the peer follows and never cuts
                 self.chain,
                 cfg.etcd_endpoints,
                 self.suite,
                 peer_id=cfg.peer_id,
-                orderer=(
-                    Fingerprint(fingerprint_of(cfg.orderer_cert.read_bytes()))
-                    if has_key and cfg.orderer_cert is not None
-                    else None
-                ),
-                orderer_key=(
-                    read_private_key(cfg.orderer_key)
-                    if has_key and cfg.orderer_key is not None
-                    else None
-                ),
+                orderer=None if orderer is None else orderer[0],
+                orderer_key=None if orderer is None else orderer[1],
                 max_txs=cfg.max_txs,
                 max_wait_ms=cfg.max_wait_ms,
                 max_txn_ops=cfg.max_txn_ops,
@@ -219,12 +215,12 @@ class Node:
                 compact_every=cfg.compact_every,
                 fetch_blocks=self._fetch_blocks if self.peer_link is not None else None,
             )
-        if cfg.orderer_key is None or cfg.orderer_cert is None:
+        if orderer is None:
             raise NodeFailure("solo ordering needs orderer_key and orderer_cert in node.toml")
         return SoloOrderer(
             self.chain,
-            Fingerprint(fingerprint_of(cfg.orderer_cert.read_bytes())),
-            read_private_key(cfg.orderer_key),
+            orderer[0],
+            orderer[1],
             self.suite,
             max_txs=cfg.max_txs,
             max_wait_ms=cfg.max_wait_ms,
@@ -297,28 +293,11 @@ class Node:
         A peer that serves anything else is faulty or lying: it is reported, and
         the block is fetched from another peer instead.
         """
-        batch = batch_of(block)
-        problem = None
-        if batch.chain != self.chain:
-            problem = f"it belongs to chain {batch.chain!r}"
-        elif not batch.txs:
-            problem = "it is empty"
-        elif transactions_root(batch.txs, self.committer.hasher) != batch.tx_root:
-            problem = "its transactions do not match the transaction root the orderer signed"
-        else:
-            config = self.state.get("governance/config")
-            orderers = [] if config is None else orjson.loads(config)["orderers"]
-            record = self.member(batch.orderer)
-            if (
-                batch.orderer not in orderers
-                or record is None
-                or record.role is not Role.ORDERER
-                or record.refusal_at(batch.time_ms) is not None
-                or not self.suite.verify(record.public_key, batch.statement(), batch.orderer_sig)
-            ):
-                problem = "it is not signed by a valid orderer of this chain"
-        if problem is None:
+        try:
+            self.committer.check_signed(batch_of(block), self.state)
             return True
+        except BatchRejected as exc:
+            problem = exc.message
         log.error("peer %s served block %d that is forged: %s", url, block.height, problem)
         if self.crosscheck is not None:
             self.crosscheck.report_forged(url, block, problem)

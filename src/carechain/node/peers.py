@@ -57,24 +57,7 @@ class Checkpoint:
     """The signing peer's certificate fingerprint."""
     signature: bytes = b""
 
-    def statement(self) -> bytes:
-        return canonical_bytes(
-            {
-                "type": "carechain/checkpoint",
-                "chain": self.chain,
-                "height": self.height,
-                "block": self.block_hash,
-                "state": self.state,
-                "tree_size": self.tree_size,
-                "tree_root": self.tree_root,
-                "peer": self.peer,
-            }
-        )
-
-    def signed(self, suite: CryptoSuite, key: bytes) -> Checkpoint:
-        return Checkpoint(**{**self.__dict__, "signature": suite.sign(key, self.statement())})
-
-    def to_json(self) -> dict[str, Any]:
+    def _fields(self) -> dict[str, Any]:
         return {
             "chain": self.chain,
             "height": self.height,
@@ -83,8 +66,16 @@ class Checkpoint:
             "tree_size": self.tree_size,
             "tree_root": self.tree_root,
             "peer": self.peer,
-            "signature": base64.b64encode(self.signature).decode("ascii"),
         }
+
+    def statement(self) -> bytes:
+        return canonical_bytes({"type": "carechain/checkpoint", **self._fields()})
+
+    def signed(self, suite: CryptoSuite, key: bytes) -> Checkpoint:
+        return Checkpoint(**{**self.__dict__, "signature": suite.sign(key, self.statement())})
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self._fields(), "signature": base64.b64encode(self.signature).decode("ascii")}
 
     @classmethod
     def from_json(cls, doc: Any) -> Checkpoint:
