@@ -17,15 +17,20 @@ the node itself stops the work and is never mistaken for bad input.
     │   ├── InvalidCertificate          X.509 certificate malformed or not issued by its CA
     │   ├── InvalidProof                a Merkle proof does not check out
     │   │   └── RootMismatch            (expected, calculated)
+    │   ├── InvalidFhir                 a FHIR resource fails validation (names the element path)
     │   └── ConfigError                 a consortium or node configuration is wrong
     ├── Unauthenticated                 a request lacks a valid member signature (HTTP 401)
+    ├── AccessRefused                   a read the chain refused (no consent; HTTP 403); the
+    │                                   refused attempt is itself recorded on the chain
     ├── NotFound                        unknown id, height, key (HTTP 404)
+    │   └── RecordErased                the record was erased (HTTP 410)
     ├── ContractError                   a contract rule refused the transaction; recorded
     │   │                               in the block as a rejected status, no state change
     │   └── Forbidden                   caller's role, organisation or co-signers not allowed
     ├── Busy                            the node cannot take more work now (HTTP 503)
     └── NodeFailure                     the node itself failed; stops the block
         ├── StorageCorrupt              block store or state store damaged (names the block)
+        ├── VaultTampered               a vault entry fails its authentication or fingerprint
         └── VerificationFailed          ``carechain verify`` found the ledger inconsistent
 """
 
@@ -102,6 +107,17 @@ class RootMismatch(InvalidProof):
         self.calculated = calculated
 
 
+class InvalidFhir(InvalidInput):
+    """A FHIR resource that fails validation; ``path`` names the failing element."""
+
+    code = "invalid_fhir"
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}" if path else problem)
+        self.path = path
+        self.problem = problem
+
+
 class ConfigError(InvalidInput):
     code = "config_error"
 
@@ -111,9 +127,23 @@ class Unauthenticated(CarechainError):
     http_status = 401
 
 
+class AccessRefused(CarechainError):
+    """A read of health data that the chain refused; the attempt is recorded too."""
+
+    code = "access_refused"
+    http_status = 403
+
+
 class NotFound(CarechainError):
     code = "not_found"
     http_status = 404
+
+
+class RecordErased(NotFound):
+    """The record was erased (GDPR Art. 17): its key is destroyed; it cannot be served."""
+
+    code = "record_erased"
+    http_status = 410
 
 
 class ContractError(CarechainError):
@@ -148,6 +178,16 @@ class StorageCorrupt(NodeFailure):
     def __init__(self, message: str, height: int | None = None) -> None:
         super().__init__(message)
         self.height = height
+
+
+class VaultTampered(NodeFailure):
+    """A vault entry fails its authentication tag or its on-chain fingerprint: never served."""
+
+    code = "vault_tampered"
+
+    def __init__(self, message: str, record: str | None = None) -> None:
+        super().__init__(message)
+        self.record = record
 
 
 class VerificationFailed(NodeFailure):
