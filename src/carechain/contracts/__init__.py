@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from carechain.contracts.governance import Governance
 from carechain.contracts.notary import Notary
+from carechain.contracts.records import Records
 from carechain.contracts.runtime import Contract
 
 
 def default_contracts() -> list[Contract]:
-    return [Governance(), Notary()]
+    return [Governance(), Notary(), Records()]

@@ -6,6 +6,8 @@ State (namespace ``governance``)::
     org/<org_id>            name, type, CA fingerprint and PEM, status, since
     member/<fingerprint>    see ``membership.MemberRecord``
     cert/<fingerprint>      the member's certificate PEM (for auditors)
+    who/<org>/<member_id>/<fingerprint>
+                            role: every certificate of a member id (renewals keep the id)
     proposal/<id>           admit or remove an organisation: votes, status
 
 Admitting or removing an organisation needs the votes of a majority of the
@@ -83,6 +85,12 @@ def _member_state(member: Member) -> dict[str, Any]:
     return record.to_json()
 
 
+def _put_member(ctx: Context, member: Member, pem: str) -> None:
+    ctx.put(f"member/{member.fingerprint}", _member_state(member))
+    ctx.put(f"cert/{member.fingerprint}", pem)
+    ctx.put(f"who/{member.org_id}/{member.member_id}/{member.fingerprint}", str(member.role))
+
+
 class Governance(Contract):
     name = "governance"
 
@@ -143,8 +151,7 @@ class Governance(Contract):
             raise ContractError("certificate is not issued by any organisation's CA")
         if ctx.get(f"member/{member.fingerprint}") is not None:
             raise ContractError(f"certificate {member.fingerprint[:12]}... is already registered")
-        ctx.put(f"member/{member.fingerprint}", _member_state(member))
-        ctx.put(f"cert/{member.fingerprint}", pem)
+        _put_member(ctx, member, pem)
         return member
 
     def _org(self, ctx: Context, org_id: str) -> tuple[Organisation, dict[str, Any]]:
@@ -163,8 +170,7 @@ class Governance(Contract):
             raise ContractError("certificate is not valid at block time")
         if ctx.get(f"member/{member.fingerprint}") is not None:
             raise ContractError(f"certificate {member.fingerprint[:12]}... is already registered")
-        ctx.put(f"member/{member.fingerprint}", _member_state(member))
-        ctx.put(f"cert/{member.fingerprint}", pem)
+        _put_member(ctx, member, pem)
 
     @contract_method()
     def revoke_certificate(self, ctx: Context, args: Args) -> None:
@@ -297,8 +303,7 @@ class Governance(Contract):
             for pem in subject["admins"]:
                 member = _member_from_pem(pem, org)
                 if ctx.get(f"member/{member.fingerprint}") is None:
-                    ctx.put(f"member/{member.fingerprint}", _member_state(member))
-                    ctx.put(f"cert/{member.fingerprint}", pem)
+                    _put_member(ctx, member, pem)
         else:
             _, state = self._org(ctx, subject["org_id"])
             if len(self._active_orgs(ctx)) <= 1:

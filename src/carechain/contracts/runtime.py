@@ -197,6 +197,11 @@ class Context:
         """Read another contract's state (never write it)."""
         return self._overlay.get(f"{contract}/{key}")
 
+    def scan_other(self, contract: str, prefix: str) -> list[tuple[str, Any]]:
+        """Another contract's keys starting with ``prefix``, in key order (read only)."""
+        cut = len(contract) + 1
+        return [(k[cut:], v) for k, v in self._overlay.scan(f"{contract}/{prefix}", -1)]
+
     def member(self, fingerprint: str) -> MemberRecord | None:
         return read_member(self._overlay, fingerprint)
 

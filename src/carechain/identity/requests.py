@@ -28,12 +28,21 @@ HEADER_SIGNATURE = "x-carechain-signature"
 def request_statement(
     method: str, path: str, body: bytes, time_ms: int, nonce: str, signer: str
 ) -> bytes:
+    return statement_for_body_hash(
+        method, path, hashlib.sha256(body).hexdigest(), time_ms, nonce, signer
+    )
+
+
+def statement_for_body_hash(
+    method: str, path: str, body_sha256: str, time_ms: int, nonce: str, signer: str
+) -> bytes:
+    """The statement of a request known by its body's hash (as a contract sees it)."""
     return canonical_bytes(
         {
             "type": "carechain/request",
             "method": method.upper(),
             "path": path,
-            "body": hashlib.sha256(body).hexdigest(),
+            "body": body_sha256,
             "time": time_ms,
             "nonce": nonce,
             "signer": signer,
