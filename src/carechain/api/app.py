@@ -6,6 +6,7 @@ input and never carry a stack trace.
 """
 
 import asyncio
+import hashlib
 import logging
 from typing import Annotated, Any
 
@@ -17,13 +18,16 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carechain.api.auth import RequestVerifier
+from carechain.api.records import add_record_routes
 from carechain.contracts.membership import MemberRecord
 from carechain.crypto.canonical import parse_json
 from carechain.errors import CarechainError, InvalidInput, NotFound, Oversize
+from carechain.identity.requests import HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME
 from carechain.ledger.block import Block
 from carechain.ledger.transaction import MAX_ENVELOPE_BYTES, decode_envelope
 from carechain.node.node import Node
 from carechain.node.proofs import consistency_proof, inclusion_proof, signed_tree_head
+from carechain.node.records import RequestEvidence
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +90,20 @@ def create_app(node: Node) -> FastAPI:
         if request.url.query:
             path += "?" + request.url.query
         headers = {k.lower(): v for k, v in request.headers.items()}
-        return verifier.verify(request.method, path, body, headers)
+        found = verifier.verify(request.method, path, body, headers)
+        # Kept for routes that record the request on the chain (records.access).
+        request.state.evidence = RequestEvidence(
+            request.method,
+            path,
+            hashlib.sha256(body).hexdigest(),
+            int(headers[HEADER_TIME]),
+            headers[HEADER_NONCE],
+            headers[HEADER_SIGNATURE],
+        )
+        return found
 
     Member = Annotated[MemberRecord, Depends(member)]
+    add_record_routes(app, node, node.records, member)
 
     # -- transactions ------------------------------------------------------------------
 

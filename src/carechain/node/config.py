@@ -32,6 +32,9 @@ A peer of a consortium orders through etcd instead::
     [network]
     peers = ["https://peer.chaoyang.example:8700"]   # other peers' REST APIs
 
+    [vault]
+    orgs = ["pumch"]    # organisations whose health records this node keeps (default: its own)
+
 Relative paths are relative to the data directory.
 """
 
@@ -74,6 +77,8 @@ class NodeConfig:
     compact_every: int = 1000
     peers: tuple[str, ...] = ()
     """Other peers' REST API base URLs: where blocks beyond etcd's window come from."""
+    vault_orgs: tuple[str, ...] = ()
+    """Organisations whose records this node keeps in its vault (empty: the node's own)."""
 
     @property
     def genesis_path(self) -> Path:
@@ -121,6 +126,7 @@ def load_config(data_dir: Path | str) -> NodeConfig:
     peer_cert = rel(_get(doc, "peer_cert", str, where))
     assert peer_key is not None and peer_cert is not None
     network = _get(doc, "network", dict, where, {})
+    vault = _get(doc, "vault", dict, where, {})
     backend = _get(ordering, "backend", str, where + " [ordering]", "solo")
     if backend not in ("solo", "etcd"):
         raise ConfigError(f"{where}: [ordering] backend must be solo or etcd, not {backend!r}")
@@ -157,6 +163,7 @@ def load_config(data_dir: Path | str) -> NodeConfig:
         retain_blocks=_get(ordering, "retain_blocks", int, where + " [ordering]", 10_000),
         compact_every=_get(ordering, "compact_every", int, where + " [ordering]", 1000),
         peers=tuple(_str_list(network, "peers", where + " [network]")),
+        vault_orgs=tuple(_str_list(vault, "orgs", where + " [vault]")),
     )
 
 
@@ -182,6 +189,7 @@ def render_config(
     peer_id: str = "",
     max_txn_ops: int = 128,
     peers: list[str] | None = None,
+    vault_orgs: list[str] | None = None,
 ) -> str:
     """node.toml for a node: solo ordering, or etcd when ``etcd_endpoints`` are given."""
     if etcd_endpoints:
@@ -200,6 +208,7 @@ def render_config(
         ordering = (
             f'\n[ordering]\nbackend = "solo"\nmax_txs = {max_txs}\nmax_wait_ms = {max_wait_ms}\n'
         )
+    vault = f"\n[vault]\norgs = {_toml_list(vault_orgs)}\n" if vault_orgs else ""
     return (
         f'chain = "{chain}"\n'
         f'suite = "{suite}"\n'
@@ -209,5 +218,5 @@ def render_config(
         'peer_cert = "keys/peer.pem"\n'
         "\n[api]\n"
         'host = "127.0.0.1"\n'
-        f"port = {api_port}\n" + ordering
+        f"port = {api_port}\n" + ordering + vault
     )

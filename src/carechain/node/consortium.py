@@ -346,7 +346,12 @@ def create_consortium(
             node_dir = node_dirs[0][0]
             (node_dir / GENESIS_NAME).write_bytes(genesis)
             port = api_port if api_port is not None else int(node.get("api_port", 8700))
-            (node_dir / CONFIG_NAME).write_text(render_config(chain, suite.name, port), "utf-8")
+            # The embedded node keeps the vaults of every hospital and clinic of the
+            # consortium, each under its own key (a consortium peer keeps its own).
+            custodians = [org["id"] for org in doc["orgs"] if org["type"] in ("hospital", "clinic")]
+            (node_dir / CONFIG_NAME).write_text(
+                render_config(chain, suite.name, port, vault_orgs=custodians), "utf-8"
+            )
         (out / "members.json").write_text(
             json.dumps({name: c.fingerprint for name, c in sorted(creds.items())}, indent=2),
             "utf-8",

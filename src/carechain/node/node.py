@@ -48,9 +48,11 @@ from carechain.node.committer import BatchRejected, Committer, Persister, batch_
 from carechain.node.config import NodeConfig, load_config
 from carechain.node.mempool import ADMITTED, COMMITTED, Mempool
 from carechain.node.peers import Checkpoint, CheckpointBoard, CrossCheck, PeerLink
+from carechain.node.records import RecordService
 from carechain.node.verifier import BulkVerifier
 from carechain.ordering.base import OrderingService
 from carechain.ordering.solo import SoloOrderer
+from carechain.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -184,10 +186,24 @@ class Node:
         self.ordering = ordering or self._ordering()
         self.crosscheck = self._crosscheck()
         self._recover()
+        self.vault = Vault(config.data_dir / "vault", self.suite)
+        self.records = RecordService(self, self.vault, self._vault_orgs())
+        # Before the node's own listener settles waiters: an erasure is answered only
+        # once the record's key is destroyed (a crash in between is settled on restart).
+        self.committer.on_commit.insert(0, self.records.after_commit)
+        settled = self.records.reconcile()
+        if any(settled.values()):
+            log.info("vault settled against the chain: %s", settled)
 
     @classmethod
     def open(cls, data_dir: Path | str) -> Node:
         return cls(load_config(data_dir))
+
+    def _vault_orgs(self) -> list[str]:
+        if self.config.vault_orgs:
+            return list(self.config.vault_orgs)
+        own = self.member(self.peer_fp)
+        return [own.org_id] if own is not None else []
 
     def _ordering(self) -> OrderingService:
         cfg = self.config
@@ -370,6 +386,7 @@ class Node:
             stopped = self._stop_threads()
         finally:
             self.verifier.close()
+            self.vault.close()
             if stopped:
                 self.blocks.close()
                 self.state.close()

@@ -1,0 +1,266 @@
+"""REST routes for health records, consent, access logs and erasure.
+
+Writes carry a transaction the member signed (``records.add``,
+``records.grant_consent``, ``records.revoke_consent``, ``records.erase``);
+the route checks that it is the right call for the route, submits it and
+waits until it commits. Reads are authorised by the chain: the node records
+the reader's signed request in a ``records.access`` event and serves only
+what that event granted (see ``node/records.py``).
+
+No ``from __future__ import annotations`` here: FastAPI reads the route
+parameters' annotations (``Member``, ``Wait``) from this module at run time.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from carechain.contracts.membership import MemberRecord
+from carechain.crypto.canonical import parse_json
+from carechain.errors import CarechainError, InvalidInput, NotFound
+from carechain.ledger.transaction import SignedTransaction, decode_envelope
+from carechain.node.node import Node
+from carechain.node.records import RecordService, RequestEvidence
+from carechain.standards.fhir import audit_event, consent_resource
+
+MAX_WAIT_S = 60.0
+FHIR_JSON = "application/fhir+json"
+
+
+def audit_events(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """One FHIR AuditEvent per record an access event touched."""
+    return [
+        audit_event(
+            {
+                "id": f"{event['id'][:56]}-{index}",
+                "time_ms": event["time"],
+                "reader": event["reader"],
+                "reader_org": event["reader_org"],
+                "reader_role": event["reader_role"],
+                "patient": event["patient"],
+                "record": item["id"],
+                "resource_type": item["type"],
+                "purpose": event["purpose"],
+                "break_glass": item["break_glass"],
+                "outcome": item["outcome"],
+                "reason": item["basis"] if item["outcome"] == "refused" else "",
+                "custodian": item["custodian"],
+                "txid": event["id"],
+            }
+        )
+        for index, item in enumerate(event["records"])
+    ]
+
+
+def _searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"resource": r} for r in resources],
+    }
+
+
+def _consent_fhir(consent: dict[str, Any]) -> dict[str, Any]:
+    return consent_resource(
+        {
+            "id": consent["id"],
+            "patient": consent["patient"],
+            "grantee": consent["grantee"],
+            "grantee_kind": consent["grantee_kind"],
+            "purposes": consent["purposes"],
+            "types": consent["types"],
+            "categories": consent["categories"],
+            "records": consent["records"],
+            "start_ms": consent["start"],
+            "end_ms": consent["end"],
+            "status": consent["status"],
+            "granted_ms": consent["granted"],
+        }
+    )
+
+
+def add_record_routes(
+    app: Any,
+    node: Node,
+    service: RecordService,
+    member: Callable[[Request], Awaitable[MemberRecord]],
+) -> None:
+    router = APIRouter(tags=["records"])
+    Member = Annotated[MemberRecord, Depends(member)]
+    Wait = Annotated[float, Query(gt=0, le=MAX_WAIT_S, description="seconds to wait for commit")]
+
+    def evidence(request: Request) -> RequestEvidence:
+        found: RequestEvidence = request.state.evidence
+        return found
+
+    async def signed_call(request: Request, contract: str, method: str) -> SignedTransaction:
+        body = await request.body()
+        tx = decode_envelope(parse_json(body), node.suite)
+        if (tx.body.contract, tx.body.method) != (contract, method):
+            raise InvalidInput(
+                f"this route takes a signed {contract}.{method} transaction, "
+                f"not {tx.body.contract}.{tx.body.method}"
+            )
+        return tx
+
+    async def commit(tx: SignedTransaction, who: MemberRecord, timeout: float) -> dict[str, Any]:
+        if tx.body.signer != who.fingerprint:
+            raise InvalidInput("the transaction must be signed by the member sending the request")
+        status = await run_in_threadpool(node.submit_one, tx, timeout)
+        if status.status == "committed" and status.code != "ok":
+            error = CarechainError(status.message or "rejected")
+            error.code = status.code or "rejected"
+            error.http_status = 403 if status.code == "forbidden" else 422
+            raise error
+        return status.to_json()
+
+    # -- records -------------------------------------------------------------------------
+
+    @router.post("/v1/records")
+    async def add_records(request: Request, author: Member, timeout: Wait = 10.0) -> Any:
+        """Add records: ``{"records": [{"resource": "<FHIR JSON text>", "salt": "<hex>"}],
+        "transaction": <signed records.add>}``. Answers once the transaction commits."""
+        doc = parse_json(await request.body())
+        if not isinstance(doc, dict) or set(doc) != {"records", "transaction"}:
+            raise InvalidInput('body must be {"records": [...], "transaction": {...}}')
+        items = doc["records"]
+        if not isinstance(items, list) or not items:
+            raise InvalidInput("records must be a non-empty list")
+        pairs = []
+        for index, item in enumerate(items):
+            if (
+                not isinstance(item, dict)
+                or not isinstance(item.get("resource"), str)
+                or not isinstance(item.get("salt"), str)
+                or set(item) != {"resource", "salt"}
+            ):
+                raise InvalidInput(
+                    f'records[{index}] must be {{"resource": "<FHIR JSON text>", "salt": "<hex>"}}'
+                )
+            pairs.append((item["resource"], item["salt"]))
+        tx = decode_envelope(doc["transaction"], node.suite)
+        return await run_in_threadpool(service.add, author, pairs, tx, timeout)
+
+    @router.get("/v1/records/{record_id}")
+    async def read_record(
+        request: Request,
+        record_id: str,
+        reader: Member,
+        purpose: str = "treatment",
+        reason: str = "",
+        timeout: Wait = 10.0,
+    ) -> Any:
+        """Read a record under consent: the access is committed to the chain first."""
+        served, event = await run_in_threadpool(
+            service.read, reader, evidence(request), record_id, purpose, reason, timeout
+        )
+        return {
+            "record": served.record,
+            "resource": served.data.decode("utf-8"),
+            "salt": served.salt.hex(),
+            "access": {
+                "txid": event["id"],
+                "height": event["height"],
+                "basis": event["records"][0]["basis"],
+                "break_glass": event["break_glass"],
+            },
+        }
+
+    @router.post("/v1/records/{record_id}/erase")
+    async def erase_record(
+        request: Request, record_id: str, who: Member, timeout: Wait = 10.0
+    ) -> Any:
+        """Erase a record (body: a signed ``records.erase``); its key is destroyed on commit."""
+        tx = await signed_call(request, "records", "erase")
+        if tx.body.args.get("record") != record_id:
+            raise InvalidInput("the transaction erases another record than the path names")
+        service.record(record_id)
+        return await commit(tx, who, timeout)
+
+    # -- patients ----------------------------------------------------------------------
+
+    @router.get("/v1/patients/{patient}/records")
+    async def list_records(patient: str, reader: Member, purpose: str = "treatment") -> Any:
+        """The patient's records the caller may read (chain metadata; no health data)."""
+        return {"records": service.list_records(reader, patient, purpose)}
+
+    @router.get("/v1/patients/{patient}/export")
+    async def export(
+        request: Request,
+        patient: str,
+        reader: Member,
+        purpose: str = "treatment",
+        reason: str = "",
+        timeout: Wait = 10.0,
+    ) -> Response:
+        """The patient's records the caller may read, as one FHIR Bundle ("download my data")."""
+        bundle, event, elsewhere = await run_in_threadpool(
+            service.export, reader, evidence(request), patient, purpose, reason, timeout
+        )
+        headers = {"X-Carechain-Access-Event": event["id"] if event else ""}
+        if elsewhere:
+            headers["X-Carechain-Held-Elsewhere"] = ",".join(
+                f"{r['id']}@{r['custodian']}" for r in elsewhere
+            )
+        return Response(bundle, media_type=FHIR_JSON, headers=headers)
+
+    @router.get("/v1/patients/{patient}/consents")
+    async def consents(patient: str, who: Member, format: str = "json") -> Any:
+        found = service.consents(who, patient)
+        if format == "fhir":
+            return _searchset([_consent_fhir(c) for c in found])
+        return {"consents": found}
+
+    @router.get("/v1/patients/{patient}/access-log")
+    async def access_log(
+        patient: str,
+        who: Member,
+        after: str = "",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        format: str = "json",
+    ) -> Any:
+        """Every access to the patient's records, granted or refused, oldest first."""
+        events = service.access_log(who, patient, after, limit)
+        if format == "fhir":
+            return _searchset([a for e in events for a in audit_events(e)])
+        return {"events": events}
+
+    @router.get("/v1/audit/access")
+    async def audit(
+        who: Member,
+        after: str = "",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        break_glass: bool = False,
+        format: str = "json",
+    ) -> Any:
+        """Access events across patients (auditors and regulators)."""
+        events = service.audit(who, after, limit, break_glass)
+        if format == "fhir":
+            return _searchset([a for e in events for a in audit_events(e)])
+        return {"events": events}
+
+    # -- consent -----------------------------------------------------------------------
+
+    @router.post("/v1/consents")
+    async def grant_consent(request: Request, who: Member, timeout: Wait = 10.0) -> Any:
+        """Grant consent (body: a signed ``records.grant_consent``)."""
+        tx = await signed_call(request, "records", "grant_consent")
+        return await commit(tx, who, timeout)
+
+    @router.post("/v1/consents/{consent_id}/revoke")
+    async def revoke_consent(
+        request: Request, consent_id: str, who: Member, timeout: Wait = 10.0
+    ) -> Any:
+        """Revoke consent (body: a signed ``records.revoke_consent``)."""
+        tx = await signed_call(request, "records", "revoke_consent")
+        if tx.body.args.get("consent") != consent_id:
+            raise InvalidInput("the transaction revokes another consent than the path names")
+        if node.state.get(f"records/consent/{consent_id}") is None:
+            raise NotFound(f"no consent {consent_id} on this chain")
+        return await commit(tx, who, timeout)
+
+    app.include_router(router)

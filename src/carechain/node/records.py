@@ -1,0 +1,490 @@
+"""Health records on a custodian's node: the vault behind the records contract.
+
+Adding a record (``add``)
+    The client (a clinician's system) picks the record id and a random salt,
+    computes the salted fingerprint of the resource's exact bytes, signs a
+    ``records.add`` transaction naming them, and sends resource, salt and
+    transaction together. The node validates the FHIR resource, checks that
+    the transaction describes exactly this resource, stores it encrypted in
+    the custodian's vault as *pending*, submits the transaction and, once it
+    commits, marks the vault entry committed (or drops it if the chain
+    rejected it). A crash in between is settled on the next start
+    (``reconcile``).
+
+Reading (``read``, ``export``)
+    1. Check the request up front (record known, not erased, held here,
+       purpose, a reason for break-glass).
+    2. Submit a ``records.access`` transaction signed by this node, carrying
+       the reader's signed request as evidence; wait until it commits.
+    3. Read the event the contract recorded: only records it granted are
+       served; a refusal is an ``AccessRefused`` naming the event.
+    4. Open each granted record from the vault (its authentication tag and
+       fingerprint are checked there) and check the fingerprint against the
+       chain's; a mismatch is reported and never served.
+
+Erasing
+    When a ``records.erase`` transaction commits, the node destroys the
+    record's key in its vault (``after_commit``; ``reconcile`` repeats any
+    erasure a crash interrupted).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from carechain.contracts.consent import (
+    BREAK_GLASS_REASONS,
+    PATIENT_ID,
+    READ_PURPOSES,
+    consent_status,
+    patient_id_of,
+    readable,
+)
+from carechain.contracts.membership import MemberRecord
+from carechain.contracts.records import RECORD_ID
+from carechain.errors import (
+    AccessRefused,
+    CarechainError,
+    ContractError,
+    Forbidden,
+    InvalidFhir,
+    InvalidInput,
+    NotFound,
+    RecordErased,
+    VaultTampered,
+)
+from carechain.identity.roles import OrgType, Role
+from carechain.ledger.block import Block
+from carechain.ledger.transaction import SignedTransaction, Transaction, sign_transaction
+from carechain.standards.fhir import make_bundle, parse_resource
+from carechain.vault import NewRecord, Vault, fingerprint
+
+if TYPE_CHECKING:
+    from carechain.node.node import Node
+
+log = logging.getLogger(__name__)
+
+PREFIX = "records/"
+PENDING_TTL_MS = 10 * 60 * 1000
+"""A vault entry still pending after this long had its transaction lost: dropped."""
+
+
+@dataclass(frozen=True)
+class RequestEvidence:
+    """A reader's signed API request, as the records contract checks it."""
+
+    method: str
+    path: str
+    body_sha256: str
+    time_ms: int
+    nonce: str
+    signature: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "body": self.body_sha256,
+            "time": self.time_ms,
+            "nonce": self.nonce,
+            "signature": self.signature,
+        }
+
+
+@dataclass(frozen=True)
+class ServedRecord:
+    record: dict[str, Any]
+    """The record's metadata as the chain holds it."""
+    data: bytes
+    salt: bytes
+
+
+def _status_error(code: str, message: str) -> CarechainError:
+    error = ContractError(message)
+    error.code = code
+    return error
+
+
+class RecordService:
+    def __init__(self, node: Node, vault: Vault, orgs: Sequence[str]) -> None:
+        self.node = node
+        self.vault = vault
+        for org in orgs:
+            vault.host(org)
+
+    # -- chain state -------------------------------------------------------------------
+
+    def _get(self, key: str) -> Any | None:
+        raw = self.node.state.get(PREFIX + key)
+        return None if raw is None else orjson.loads(raw)
+
+    def _scan(self, prefix: str) -> list[tuple[str, Any]]:
+        cut = len(PREFIX)
+        return [(k[cut:], orjson.loads(v)) for k, v in self.node.state.scan(PREFIX + prefix, -1)]
+
+    def record(self, record_id: str) -> dict[str, Any]:
+        if not isinstance(record_id, str) or not RECORD_ID.fullmatch(record_id):
+            raise InvalidInput(f"{record_id!r} is not a record id")
+        found = self._get(f"record/{record_id}")
+        if found is None:
+            raise NotFound(f"no record {record_id} on this chain")
+        return dict(found)
+
+    # -- adding ------------------------------------------------------------------------
+
+    def add(
+        self,
+        author: MemberRecord,
+        items: Sequence[tuple[str, str]],
+        tx: SignedTransaction,
+        timeout_s: float,
+    ) -> dict[str, Any]:
+        """Store ``items`` ((resource text, salt hex), in the transaction's order) and commit."""
+        body = tx.body
+        if (body.contract, body.method) != ("records", "add"):
+            raise InvalidInput("the transaction must call records.add")
+        if body.signer != author.fingerprint:
+            raise InvalidInput("the transaction must be signed by the member sending the request")
+        described = body.args.get("records")
+        if not isinstance(described, list) or len(described) != len(items):
+            raise InvalidInput(
+                f"the transaction describes {len(described) if isinstance(described, list) else 0}"
+                f" record(s); the request carries {len(items)}"
+            )
+        if not self.vault.hosts(author.org_id):
+            raise InvalidInput(f"this node does not keep the vault of {author.org_id}")
+        prepared = []
+        for index, ((text, salt_hex), meta) in enumerate(zip(items, described, strict=True)):
+            where = f"records[{index}]"
+            if not isinstance(meta, dict):
+                raise InvalidInput(f"transaction {where} must be an object")
+            try:
+                parsed = parse_resource(text.encode("utf-8"))
+            except InvalidFhir as exc:
+                raise InvalidFhir(exc.path, f"{exc.problem} ({where})") from exc
+            try:
+                salt = bytes.fromhex(salt_hex)
+            except (TypeError, ValueError):
+                raise InvalidInput(f"{where}.salt must be 64 hexadecimal digits") from None
+            if len(salt) != 32:
+                raise InvalidInput(f"{where}.salt must be 32 bytes (64 hexadecimal digits)")
+            for field, actual in (("type", parsed.resource_type), ("category", parsed.category)):
+                if meta.get(field) != actual:
+                    raise InvalidInput(
+                        f"transaction {where}.{field} is {meta.get(field)!r}; the resource's is "
+                        f"{actual!r}"
+                    )
+            digest = fingerprint(self.node.suite, salt, parsed.raw)
+            if meta.get("fingerprint") != digest:
+                raise InvalidInput(
+                    f"transaction {where}.fingerprint does not match the resource and salt"
+                )
+            if not isinstance(meta.get("record"), str) or not RECORD_ID.fullmatch(meta["record"]):
+                raise InvalidInput(f"transaction {where}.record is not a record id")
+            if not isinstance(meta.get("patient"), str) or not PATIENT_ID.fullmatch(
+                meta["patient"]
+            ):
+                raise InvalidInput(f"transaction {where}.patient is not a patient id")
+            prepared.append((meta, parsed, salt))
+        stored = [meta["record"] for meta, _, _ in prepared]
+        self.vault.put_many(
+            [
+                NewRecord(
+                    author.org_id,
+                    meta["record"],
+                    meta["patient"],
+                    parsed.resource_type,
+                    parsed.category,
+                    parsed.raw,
+                    salt,
+                )
+                for meta, parsed, salt in prepared
+            ],
+            now_ms=int(time.time() * 1000),
+        )
+        try:
+            status = self.node.submit_one(tx, timeout_s)
+        except BaseException:
+            for record_id in stored:
+                self.vault.discard(record_id)
+            raise
+        if status.status == "committed":
+            if status.code == "ok":
+                self.vault.commit_many(stored)
+            else:
+                for record_id in stored:
+                    self.vault.discard(record_id)
+                raise _status_error(status.code or "rejected", status.message or "rejected")
+        return {**status.to_json(), "records": stored}
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _check_purpose(self, reader: MemberRecord, purpose: str, reason: str) -> None:
+        if purpose not in READ_PURPOSES:
+            raise InvalidInput(
+                f"purpose must be one of {', '.join(READ_PURPOSES)}, not {purpose!r}"
+            )
+        if purpose == "emergency":
+            if not reason:
+                raise InvalidInput(
+                    "break-glass access needs a reason: one of " + ", ".join(BREAK_GLASS_REASONS)
+                )
+            if reason not in BREAK_GLASS_REASONS:
+                raise InvalidInput(
+                    f"reason {reason!r} is not one of {', '.join(BREAK_GLASS_REASONS)}"
+                )
+            if reader.role is not Role.CLINICIAN:
+                raise InvalidInput("only a clinician may use break-glass access")
+        elif reason:
+            raise InvalidInput("a reason is given only with purpose emergency (break-glass)")
+
+    def _access(
+        self,
+        reader: MemberRecord,
+        evidence: RequestEvidence,
+        patient: str,
+        record_ids: list[str],
+        purpose: str,
+        reason: str,
+        timeout_s: float,
+    ) -> dict[str, Any]:
+        """Record the access on the chain (steps 2-3); the committed event."""
+        args: dict[str, Any] = {
+            "patient": patient,
+            "records": record_ids,
+            "purpose": purpose,
+            "reader": reader.fingerprint,
+            "request": evidence.to_json(),
+        }
+        if reason:
+            args["reason"] = reason
+        body = Transaction(
+            chain=self.node.chain,
+            contract="records",
+            method="access",
+            args=args,
+            signer=self.node.peer_fp,
+            nonce=f"access-{secrets.token_hex(12)}",
+            timestamp_ms=int(time.time() * 1000),
+        )
+        tx = sign_transaction(body, {self.node.peer_fp: self.node.peer_key}, self.node.suite)
+        status = self.node.submit_one(tx, timeout_s)
+        if status.status != "committed":
+            raise _status_error(
+                "access_pending",
+                f"the access event {tx.txid} did not commit within {timeout_s:g} s; "
+                "nothing was served",
+            )
+        if status.code != "ok":
+            raise _status_error(status.code or "rejected", status.message or "access rejected")
+        event = self._get(f"log/{patient}/{status.height:012d}/{tx.txid}")
+        if event is None:  # pragma: no cover - the contract always writes it
+            raise AccessRefused(f"access event {tx.txid} is missing from the state")
+        return dict(event)
+
+    def _refusal(self, event: dict[str, Any]) -> AccessRefused:
+        reasons = sorted({o["basis"] for o in event["records"] if o["outcome"] == "refused"})
+        return AccessRefused(
+            f"access refused: {'; '.join(reasons)} (the attempt is recorded on the chain as "
+            f"access event {event['id']})"
+        )
+
+    def _open(self, record: dict[str, Any]) -> ServedRecord:
+        try:
+            opened = self.vault.open(record["id"])
+        except VaultTampered:
+            log.error("vault entry of record %s failed its integrity check", record["id"])
+            raise
+        if opened.entry.fingerprint != record["fingerprint"]:
+            log.error("vault entry of record %s does not match the chain", record["id"])
+            raise VaultTampered(
+                f"record {record['id']} in the vault does not match its fingerprint on the "
+                "chain; it is not served",
+                record["id"],
+            )
+        return ServedRecord(record, opened.data, opened.salt)
+
+    def _servable(self, record: dict[str, Any]) -> None:
+        if record["status"] == "erased":
+            raise RecordErased(f"record {record['id']} was erased; it can no longer be read")
+        if not self.vault.hosts(record["custodian"]):
+            raise NotFound(
+                f"record {record['id']} is held by {record['custodian']}, whose vault is not on "
+                "this node; ask that organisation's node"
+            )
+
+    def read(
+        self,
+        reader: MemberRecord,
+        evidence: RequestEvidence,
+        record_id: str,
+        purpose: str,
+        reason: str = "",
+        timeout_s: float = 10.0,
+    ) -> tuple[ServedRecord, dict[str, Any]]:
+        self._check_purpose(reader, purpose, reason)
+        record = self.record(record_id)
+        self._servable(record)
+        # Decrypted and checked in memory first, so that a tampered entry is reported
+        # without an access event claiming it was read; it leaves the node only below.
+        opened = self._open(record)
+        event = self._access(
+            reader, evidence, record["patient"], [record_id], purpose, reason, timeout_s
+        )
+        if event["outcome"] != "granted":
+            raise self._refusal(event)
+        return opened, event
+
+    def export(
+        self,
+        reader: MemberRecord,
+        evidence: RequestEvidence,
+        patient: str,
+        purpose: str,
+        reason: str = "",
+        timeout_s: float = 10.0,
+    ) -> tuple[bytes, dict[str, Any] | None, list[dict[str, Any]]]:
+        """The patient's records held here that ``reader`` may read, as a FHIR Bundle.
+
+        Returns the bundle, the access event (None when there was nothing to
+        read) and the records left out because another node holds them.
+        """
+        self._check_purpose(reader, purpose, reason)
+        self._check_patient(patient)
+        records = [r for _, r in self._scan(f"patient/{patient}/record/")]
+        active = [r for r in records if r["status"] == "active"]
+        here = [r for r in active if self.vault.hosts(r["custodian"])]
+        elsewhere = [
+            {"id": r["id"], "custodian": r["custodian"]}
+            for r in active
+            if not self.vault.hosts(r["custodian"])
+        ]
+        if purpose != "emergency" and purpose != "self":
+            grantable = readable(self._scan, self._get, reader, patient, here, purpose, self._now())
+            here = [r for r in here if r in grantable] or here
+        if not here:
+            return make_bundle([], "collection", int(time.time() * 1000)), None, elsewhere
+        opened = {r["id"]: self._open(r) for r in here}  # integrity first, as in ``read``
+        event = self._access(
+            reader, evidence, patient, [r["id"] for r in here], purpose, reason, timeout_s
+        )
+        granted = {o["id"] for o in event["records"] if o["outcome"] == "granted"}
+        if not granted:
+            raise self._refusal(event)
+        served = [opened[r["id"]] for r in here if r["id"] in granted]
+        bundle = make_bundle([s.data for s in served], "collection", int(time.time() * 1000))
+        return bundle, event, elsewhere
+
+    def _now(self) -> int:
+        return max(self.node.state.time_ms, int(time.time() * 1000))
+
+    def _check_patient(self, patient: str) -> None:
+        if not isinstance(patient, str) or not PATIENT_ID.fullmatch(patient):
+            raise InvalidInput(f"{patient!r} is not a patient id (<organisation>:<member id>)")
+
+    # -- listing (chain metadata only: no health data leaves the node) ------------------
+
+    def list_records(
+        self, reader: MemberRecord, patient: str, purpose: str = "treatment"
+    ) -> list[dict[str, Any]]:
+        """The patient's records ``reader`` may read for ``purpose``, at every custodian."""
+        self._check_patient(patient)
+        if purpose not in READ_PURPOSES:
+            raise InvalidInput(f"purpose must be one of {', '.join(READ_PURPOSES)}")
+        records = [r for _, r in self._scan(f"patient/{patient}/record/")]
+        if self._oversees(reader, patient):
+            return records
+        return [
+            dict(r)
+            for r in readable(self._scan, self._get, reader, patient, records, purpose, self._now())
+        ]
+
+    def _oversees(self, member: MemberRecord, patient: str) -> bool:
+        """The patient themself, an auditor, or a regulator's member."""
+        return (
+            patient_id_of(member) == patient
+            or member.role is Role.AUDITOR
+            or member.org_type is OrgType.REGULATOR
+        )
+
+    def consents(self, member: MemberRecord, patient: str) -> list[dict[str, Any]]:
+        self._check_patient(patient)
+        rows = [c for _, c in self._scan(f"grant/{patient}/")]
+        if not self._oversees(member, patient):
+            rows = [c for c in rows if c["grantee"] in (member.fingerprint, member.org_id)]
+        now = self._now()
+        return [dict(c, status=consent_status(c, now)) for c in rows]
+
+    def access_log(
+        self, member: MemberRecord, patient: str, after: str = "", limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Every access to the patient's records: for the patient, auditors and regulators."""
+        self._check_patient(patient)
+        if not self._oversees(member, patient):
+            raise Forbidden("only the patient, an auditor or a regulator may see this access log")
+        prefix = f"{PREFIX}log/{patient}/"
+        start = prefix + after if after else ""
+        return [orjson.loads(v) for _, v in self.node.state.scan(prefix, limit, start)]
+
+    def audit(
+        self, member: MemberRecord, after: str = "", limit: int = 100, break_glass: bool = False
+    ) -> list[dict[str, Any]]:
+        """Access events across patients, oldest first: auditors and regulators only."""
+        if member.role is not Role.AUDITOR and member.org_type is not OrgType.REGULATOR:
+            raise Forbidden("only an auditor or a regulator may see access events across patients")
+        prefix = f"{PREFIX}audit/"
+        start = prefix + after if after else ""
+        found: list[dict[str, Any]] = []
+        while len(found) < limit:
+            rows = self.node.state.scan(prefix, limit, start)
+            if not rows:
+                break
+            for _, value in rows:
+                event = orjson.loads(value)
+                if not break_glass or event["break_glass"]:
+                    found.append(event)
+            start = rows[-1][0]
+            if len(rows) < limit:
+                break
+        return found[:limit]
+
+    # -- commit hook and recovery ------------------------------------------------------
+
+    def after_commit(self, block: Block, writes: list[tuple[str, bytes | None]]) -> None:
+        """Destroy the keys of records whose erasure just committed (held here)."""
+        for key, value in writes:
+            if not key.startswith(PREFIX + "record/") or value is None:
+                continue
+            doc = orjson.loads(value)
+            if doc.get("status") == "erased" and self.vault.hosts(doc["custodian"]):
+                try:
+                    self.vault.erase(doc["id"], now_ms=block.header.time_ms)
+                except NotFound:
+                    pass  # held by this organisation, but added through another node
+                except CarechainError:
+                    log.exception("could not erase record %s; will retry on restart", doc["id"])
+
+    def reconcile(self) -> dict[str, int]:
+        """Settle the vault against the chain after a restart."""
+        counts = {"committed": 0, "discarded": 0, "erased": 0}
+        now = int(time.time() * 1000)
+        for entry in self.vault.entries():
+            on_chain = self._get(f"record/{entry.record_id}")
+            if on_chain is not None and on_chain["status"] == "erased" and not entry.erased:
+                self.vault.erase(entry.record_id, now_ms=now)
+                counts["erased"] += 1
+            elif entry.status == "pending":
+                if on_chain is not None and on_chain.get("fingerprint") == entry.fingerprint:
+                    self.vault.commit(entry.record_id)
+                    counts["committed"] += 1
+                elif entry.created_ms < now - PENDING_TTL_MS:
+                    self.vault.discard(entry.record_id)
+                    counts["discarded"] += 1
+        return counts
