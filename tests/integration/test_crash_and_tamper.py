@@ -15,8 +15,6 @@ import random
 import signal
 import sqlite3
 import struct
-import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -29,36 +27,11 @@ from carechain.api.client import ApiError, NodeClient, build_transaction
 from carechain.identity.wallet import Credentials
 from carechain.node.config import load_config
 from carechain.node.node import Node
-from support import free_port
+from support import free_port, run_verify, start_node
 
 pytestmark = pytest.mark.integration
 
-CARECHAIN = [sys.executable, "-m", "carechain"]
 Member = Callable[[str], Credentials]
-
-
-def start_node(node_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    with (node_dir.parent / "node.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [*CARECHAIN, "up", "--data", str(node_dir), "--port", str(port)],
-            stdout=log,
-            stderr=log,
-        )
-    deadline = time.monotonic() + 30
-    import httpx
-
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            text = (node_dir.parent / "node.log").read_text(errors="replace")
-            raise RuntimeError(f"node exited: {text[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("node did not come up within 30 s")
 
 
 def children_of(pid: int) -> set[int]:
@@ -67,15 +40,6 @@ def children_of(pid: int) -> set[int]:
         children = (task / "children").read_text().split()
         found.update(int(child) for child in children)
     return found
-
-
-def run_verify(node_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CARECHAIN, "verify", "--data", str(node_dir), "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def writer(
