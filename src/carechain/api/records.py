@@ -11,6 +11,7 @@ No ``from __future__ import annotations`` here: FastAPI reads the route
 parameters' annotations (``Member``, ``Wait``) from this module at run time.
 """
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -24,6 +25,7 @@ from carechain.errors import CarechainError, InvalidInput, NotFound
 from carechain.ledger.transaction import SignedTransaction, decode_envelope
 from carechain.node.node import Node
 from carechain.node.records import RecordService, RequestEvidence
+from carechain.node.remote import FORWARDED
 from carechain.standards.fhir import audit_event, consent_resource
 
 MAX_WAIT_S = 60.0
@@ -154,7 +156,19 @@ def add_record_routes(
         reason: str = "",
         timeout: Wait = 10.0,
     ) -> Any:
-        """Read a record under consent: the access is committed to the chain first."""
+        """Read a record under consent: the access is committed to the chain first.
+
+        A record kept in another organisation's vault is read through that
+        organisation's node: this node relays the signed request and checks
+        the answer against its own copy of the chain.
+        """
+        record = service.record(record_id)
+        if record["status"] == "active" and not service.vault.hosts(record["custodian"]):
+            if request.headers.get(FORWARDED):
+                raise NotFound(f"this node does not keep the vault of {record['custodian']}")
+            return await run_in_threadpool(
+                service.relay_read, reader, evidence(request), record, timeout
+            )
         served, event = await run_in_threadpool(
             service.read, reader, evidence(request), record_id, purpose, reason, timeout
         )
@@ -197,11 +211,26 @@ def add_record_routes(
         reason: str = "",
         timeout: Wait = 10.0,
     ) -> Response:
-        """The patient's records the caller may read, as one FHIR Bundle ("download my data")."""
-        bundle, event, elsewhere = await run_in_threadpool(
-            service.export, reader, evidence(request), patient, purpose, reason, timeout
+        """The patient's records the caller may read, as one FHIR Bundle ("download my data").
+
+        Records of other custodians come from their nodes (each decides and
+        audits its own); ``X-Carechain-Access-Event`` lists every access event,
+        ``X-Carechain-Held-Elsewhere`` the records whose custodian could not be reached.
+        """
+        relay = not request.headers.get(FORWARDED)
+        bundle, events, elsewhere = await run_in_threadpool(
+            functools.partial(
+                service.export,
+                reader,
+                evidence(request),
+                patient,
+                purpose,
+                reason,
+                timeout,
+                relay=relay,
+            )
         )
-        headers = {"X-Carechain-Access-Event": event["id"] if event else ""}
+        headers = {"X-Carechain-Access-Event": ",".join(events)}
         if elsewhere:
             headers["X-Carechain-Held-Elsewhere"] = ",".join(
                 f"{r['id']}@{r['custodian']}" for r in elsewhere

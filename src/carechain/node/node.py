@@ -49,6 +49,7 @@ from carechain.node.config import NodeConfig, load_config
 from carechain.node.mempool import ADMITTED, COMMITTED, Mempool
 from carechain.node.peers import Checkpoint, CheckpointBoard, CrossCheck, PeerLink
 from carechain.node.records import RecordService
+from carechain.node.remote import Custodians
 from carechain.node.verifier import BulkVerifier
 from carechain.ordering.base import OrderingService
 from carechain.ordering.solo import SoloOrderer
@@ -187,7 +188,12 @@ class Node:
         self.crosscheck = self._crosscheck()
         self._recover()
         self.vault = Vault(config.data_dir / "vault", self.suite)
-        self.records = RecordService(self, self.vault, self._vault_orgs())
+        custodians = (
+            Custodians(config.peers, self.suite, self.peer_fp, self.peer_key)
+            if config.peers
+            else None
+        )
+        self.records = RecordService(self, self.vault, self._vault_orgs(), custodians)
         # Before the node's own listener settles waiters: an erasure is answered only
         # once the record's key is destroyed (a crash in between is settled on restart).
         self.committer.on_commit.insert(0, self.records.after_commit)
@@ -635,4 +641,5 @@ class Node:
             "failure": None if failure is None else str(failure),
             "uptime_s": round(time.time() - self.started_at, 1),
             "forks": 0 if self.crosscheck is None else len(self.crosscheck.forks),
+            "vaults": list(self.records.orgs),
         }

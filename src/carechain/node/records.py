@@ -60,10 +60,12 @@ from carechain.errors import (
     RecordErased,
     VaultTampered,
 )
+from carechain.identity.requests import HEADER_NONCE, HEADER_SIGNATURE, HEADER_SIGNER, HEADER_TIME
 from carechain.identity.roles import OrgType, Role
 from carechain.ledger.block import Block
 from carechain.ledger.transaction import SignedTransaction, Transaction, sign_transaction
-from carechain.standards.fhir import make_bundle, parse_resource
+from carechain.node.remote import Custodians, Relayed, Unreachable
+from carechain.standards.fhir import make_bundle, parse_bundle, parse_resource
 from carechain.vault import NewRecord, Vault, fingerprint
 
 if TYPE_CHECKING:
@@ -106,16 +108,51 @@ class ServedRecord:
     salt: bytes
 
 
-def _status_error(code: str, message: str) -> CarechainError:
+def _status_error(code: str, message: str, http_status: int | None = None) -> CarechainError:
     error = ContractError(message)
     error.code = code
+    if http_status is not None:
+        error.http_status = http_status
+    return error
+
+
+def _headers(reader: MemberRecord, evidence: RequestEvidence) -> dict[str, str]:
+    """The headers that authenticated the reader's request, to relay it unchanged."""
+    return {
+        HEADER_SIGNER: reader.fingerprint,
+        HEADER_TIME: str(evidence.time_ms),
+        HEADER_NONCE: evidence.nonce,
+        HEADER_SIGNATURE: evidence.signature,
+    }
+
+
+def _remote_error(answer: Relayed, org: str) -> CarechainError:
+    """A custodian node's error answer, passed on with its code and status."""
+    try:
+        found = orjson.loads(answer.content).get("error", {})
+        code, message = str(found["code"]), str(found["message"])
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
+        code, message = "custodian_failed", f"HTTP {answer.status}"
+    error = AccessRefused(f"{message} (answered by the node of {org})")
+    error.code = code
+    error.http_status = answer.status if 400 <= answer.status < 600 else 502
     return error
 
 
 class RecordService:
-    def __init__(self, node: Node, vault: Vault, orgs: Sequence[str]) -> None:
+    def __init__(
+        self,
+        node: Node,
+        vault: Vault,
+        orgs: Sequence[str],
+        custodians: Custodians | None = None,
+    ) -> None:
         self.node = node
         self.vault = vault
+        self.orgs = tuple(orgs)
+        """The organisations whose vaults this node keeps."""
+        self.custodians = custodians
+        """How to reach other organisations' vaults (None: this node knows no peers)."""
         for org in orgs:
             vault.host(org)
 
@@ -350,37 +387,126 @@ class RecordService:
         purpose: str,
         reason: str = "",
         timeout_s: float = 10.0,
-    ) -> tuple[bytes, dict[str, Any] | None, list[dict[str, Any]]]:
-        """The patient's records held here that ``reader`` may read, as a FHIR Bundle.
+        *,
+        relay: bool = True,
+    ) -> tuple[bytes, list[str], list[dict[str, Any]]]:
+        """The patient's records ``reader`` may read, as one FHIR Bundle.
 
-        Returns the bundle, the access event (None when there was nothing to
-        read) and the records left out because another node holds them.
+        Records kept here are decided, audited and opened here; for those of
+        other custodians the reader's request is relayed to each custodian's
+        node (unless ``relay`` is false: a request that was itself relayed),
+        which decides, audits and serves its own. Returns the bundle, the ids
+        of the access events, and the records no custodian node served because
+        none could be reached. Raises ``AccessRefused`` when every custodian
+        refused and nothing was served.
         """
         self._check_purpose(reader, purpose, reason)
         self._check_patient(patient)
         records = [r for _, r in self._scan(f"patient/{patient}/record/")]
         active = [r for r in records if r["status"] == "active"]
         here = [r for r in active if self.vault.hosts(r["custodian"])]
-        elsewhere = [
-            {"id": r["id"], "custodian": r["custodian"]}
-            for r in active
-            if not self.vault.hosts(r["custodian"])
-        ]
-        if purpose != "emergency" and purpose != "self":
+        elsewhere = [r for r in active if not self.vault.hosts(r["custodian"])]
+        parts: list[bytes] = []
+        events: list[str] = []
+        refusals: list[str] = []
+        if purpose not in ("emergency", "self"):
             grantable = readable(self._scan, self._get, reader, patient, here, purpose, self._now())
-            here = [r for r in here if r in grantable] or here
-        if not here:
-            return make_bundle([], "collection", int(time.time() * 1000)), None, elsewhere
-        opened = {r["id"]: self._open(r) for r in here}  # integrity first, as in ``read``
-        event = self._access(
-            reader, evidence, patient, [r["id"] for r in here], purpose, reason, timeout_s
-        )
-        granted = {o["id"] for o in event["records"] if o["outcome"] == "granted"}
-        if not granted:
-            raise self._refusal(event)
-        served = [opened[r["id"]] for r in here if r["id"] in granted]
-        bundle = make_bundle([s.data for s in served], "collection", int(time.time() * 1000))
-        return bundle, event, elsewhere
+            here = [r for r in here if r in grantable] or here  # a refusal is recorded too
+        if here:
+            opened = {r["id"]: self._open(r) for r in here}  # integrity first, as in ``read``
+            event = self._access(
+                reader, evidence, patient, [r["id"] for r in here], purpose, reason, timeout_s
+            )
+            events.append(event["id"])
+            granted = {o["id"] for o in event["records"] if o["outcome"] == "granted"}
+            if granted:
+                parts += [opened[r["id"]].data for r in here if r["id"] in granted]
+            else:
+                refusals.append(self._refusal(event).message)
+        unreached: list[dict[str, Any]] = []
+        for org in sorted({r["custodian"] for r in elsewhere}):
+            held = [{"id": r["id"], "custodian": org} for r in elsewhere if r["custodian"] == org]
+            if not relay or self.custodians is None:
+                unreached += held
+                continue
+            try:
+                answer = self.custodians.relay(
+                    org, "GET", evidence.path, _headers(reader, evidence)
+                )
+            except Unreachable as exc:
+                log.warning("export of %s: %s", patient, exc)
+                unreached += held
+                continue
+            if answer.status == 200:
+                ids = answer.headers.get("x-carechain-access-event", "")
+                events += [i for i in ids.split(",") if i]
+                if ids:
+                    parts += [entry.raw for entry in parse_bundle(answer.content)]
+            elif answer.status == 403:
+                refusals.append(_remote_error(answer, org).message)
+            else:
+                log.warning("export of %s: %s answered HTTP %d", patient, org, answer.status)
+                unreached += held
+        if not parts and refusals:
+            raise AccessRefused("; ".join(refusals))
+        return make_bundle(parts, "collection", int(time.time() * 1000)), events, unreached
+
+    def relay_read(
+        self,
+        reader: MemberRecord,
+        evidence: RequestEvidence,
+        record: dict[str, Any],
+        timeout_s: float,
+    ) -> dict[str, Any]:
+        """Read a record kept by another node: relay the reader's request to it.
+
+        The custodian's node decides and audits; this node passes the answer on
+        only if the resource matches the fingerprint in its own copy of the
+        chain and the access event the custodian names has committed here too.
+        """
+        if self.custodians is None:
+            raise NotFound(
+                f"record {record['id']} is held by {record['custodian']}, whose vault is not "
+                "on this node, and this node knows no other peers"
+            )
+        try:
+            answer = self.custodians.relay(
+                record["custodian"], "GET", evidence.path, _headers(reader, evidence)
+            )
+        except Unreachable as exc:
+            raise _status_error("custodian_unreachable", str(exc), 503) from exc
+        if answer.status != 200:
+            raise _remote_error(answer, record["custodian"])
+        try:
+            doc = orjson.loads(answer.content)
+            data, salt = doc["resource"].encode("utf-8"), bytes.fromhex(doc["salt"])
+            access = doc["access"]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            raise _status_error(
+                "custodian_failed",
+                f"the node of {record['custodian']} sent a malformed answer",
+                502,
+            ) from None
+        if fingerprint(self.node.suite, salt, data) != record["fingerprint"]:
+            log.error("the node of %s served record %s not matching the chain",
+                      record["custodian"], record["id"])  # fmt: skip
+            raise VaultTampered(
+                f"the node of {record['custodian']} served record {record['id']} not matching "
+                "its fingerprint on the chain; it is not passed on",
+                record["id"],
+            )
+        key = f"log/{record['patient']}/{int(access.get('height', -1)):012d}/{access.get('txid')}"
+        deadline = time.monotonic() + timeout_s
+        while (event := self._get(key)) is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if event is None or event["records"][0]["outcome"] != "granted":
+            raise _status_error(
+                "access_pending",
+                f"the access event {access.get('txid')} named by {record['custodian']} is not "
+                "on this node's chain; nothing is passed on",
+                503,
+            )
+        return dict(doc, record=record)
 
     def _now(self) -> int:
         return max(self.node.state.time_ms, int(time.time() * 1000))
