@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -127,3 +128,28 @@ def test_restart_settles_each_window_between_vault_and_chain(
         assert node.vault.entry(lost) is None
         assert node.vault.entry(recent).status == "pending"
         assert node.vault.entry(erased).erased
+
+
+def test_verify_opens_every_vault_record_and_names_a_tampered_one(
+    node_dir: Path, member: Member
+) -> None:
+    doctor = member("pumch/dr-wang")
+    with Node(load_config(node_dir)) as node:
+        node.start()
+        items, tx = prepare_records(doctor, "demo", PATIENT, [EXAMPLE, EXAMPLE])
+        pairs = [(i["resource"], i["salt"]) for i in items]
+        added = node.records.add(node.member(doctor.fingerprint), pairs, tx, 10)["records"]
+    good = run_verify(node_dir)
+    assert good.returncode == 0, good.stderr
+    assert "vault: 2 records match their fingerprints on the chain" in good.stdout
+    with sqlite3.connect(node_dir / "vault" / "vault.sqlite") as db:
+        (cipher,) = db.execute(
+            "SELECT ciphertext FROM records WHERE record_id = ?", (added[1],)
+        ).fetchone()
+        db.execute(
+            "UPDATE records SET ciphertext = ? WHERE record_id = ?",
+            (bytes([cipher[0] ^ 0x20]) + cipher[1:], added[1]),
+        )
+    bad = run_verify(node_dir)
+    assert bad.returncode == 1
+    assert f"{added[1]}: the content of record" in bad.stderr and added[0] not in bad.stderr

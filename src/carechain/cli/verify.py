@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 
 from carechain.cli.common import fail, friendly
 from carechain.errors import VerificationFailed
-from carechain.node.verify import verify_ledger
+from carechain.node.verify import verify_ledger, verify_vault
 
 
 @friendly
@@ -18,7 +18,8 @@ def verify(
     data: Annotated[Path, typer.Option("--data", "-d", help="The node's data directory.")],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Audit the whole ledger: frames, hashes, signatures, Merkle roots, state by replay."""
+    """Audit the whole ledger (frames, hashes, signatures, Merkle roots, state by replay)
+    and every record in the vault against its fingerprint on the chain."""
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -34,6 +35,8 @@ def verify(
 
         try:
             report = verify_ledger(data, progress)
+            bar.update(task, description="opening vault records")
+            vault = verify_vault(data)
         except VerificationFailed as exc:
             fail(f"verification failed: {exc.message}", code=1)
             return
@@ -41,5 +44,10 @@ def verify(
         f"OK: {report.blocks} blocks, {report.transactions} transactions verified in "
         f"{report.seconds:.2f} s ({report.tx_per_second:,.0f} tx/s)"
     )
+    if vault.checked or vault.erased or vault.pending:
+        typer.echo(
+            f"OK: vault: {vault.checked} records match their fingerprints on the chain"
+            f" ({vault.erased} erased, {vault.pending} pending)"
+        )
     if report.note:
         typer.echo(f"note: {report.note}")

@@ -15,6 +15,9 @@ Steps:
 4. Tree heads: each signed tree head verifies under the peer's certificate
    and matches the replayed tree.
 
+``verify_vault`` then opens every record in the node's vault (decrypt,
+authenticate, fingerprint) and matches it with the chain.
+
 Any failure raises ``VerificationFailed`` naming the block.
 """
 
@@ -40,6 +43,7 @@ from carechain.node.committer import Committer, Persister, batch_of
 from carechain.node.config import load_config
 from carechain.node.proofs import verify_tree_head
 from carechain.node.verifier import BulkVerifier
+from carechain.vault import Vault
 
 Progress = Callable[[int, int], None]
 
@@ -208,3 +212,62 @@ def verify_ledger(data_dir: Path | str, progress: Progress | None = None) -> Ver
         state_checked=state_checked,
         note=note,
     )
+
+
+@dataclass(frozen=True)
+class VaultReport:
+    checked: int
+    """Committed records decrypted, authenticated and matched with their fingerprint."""
+    erased: int
+    pending: int
+    """Records stored but not (yet) on the chain; the node settles them when it starts."""
+
+
+def verify_vault(data_dir: Path | str) -> VaultReport:
+    """Open every record in the node's vault and match it with the chain.
+
+    Each committed record must decrypt and authenticate under its
+    organisation's key and hash to the fingerprint the chain holds for it; a
+    record the chain says was erased must be erased in the vault. Raises
+    ``VerificationFailed`` naming every record that fails.
+    """
+    config = load_config(data_dir)
+    if not (config.data_dir / "vault").exists():
+        return VaultReport(0, 0, 0)
+    state = StateStore(config.state_path)
+    vault = Vault(config.data_dir / "vault", get_suite(config.suite))
+    problems: list[str] = []
+    checked = erased = pending = 0
+    try:
+        for entry in vault.entries():
+            raw = state.get(f"records/record/{entry.record_id}")
+            on_chain = orjson.loads(raw) if raw is not None else None
+            if entry.erased:
+                erased += 1
+                continue
+            if on_chain is not None and on_chain["status"] == "erased":
+                problems.append(f"{entry.record_id}: erased on the chain but not in the vault")
+                continue
+            if entry.status == "pending":
+                pending += 1
+                continue
+            if on_chain is None:
+                problems.append(f"{entry.record_id}: committed in the vault but not on the chain")
+                continue
+            try:
+                opened = vault.open(entry.record_id)
+            except CarechainError as exc:
+                problems.append(f"{entry.record_id}: {exc.message}")
+                continue
+            if opened.entry.fingerprint != on_chain["fingerprint"]:
+                problems.append(f"{entry.record_id}: does not match its fingerprint on the chain")
+                continue
+            checked += 1
+    finally:
+        vault.close()
+        state.close()
+    if problems:
+        raise VerificationFailed(
+            f"{len(problems)} vault record(s) fail: " + "; ".join(problems[:20]), None
+        )
+    return VaultReport(checked, erased, pending)
