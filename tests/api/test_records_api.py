@@ -267,3 +267,20 @@ def test_bad_input_names_the_problem(
     assert wrong_shape.value.http_status == 400
     unsigned = httpx.get(f"{api.url}/v1/records/{records['pumch']}")
     assert unsigned.status_code == 401
+
+
+def test_a_replayed_add_stores_nothing_twice(
+    as_member: Callable[[str], NodeClient], node: Node
+) -> None:
+    wang = as_member("pumch/dr-wang")
+    items, tx = prepare_records(wang.creds, "demo", PATIENT, [example("observation-example.json")])
+    body = {"records": items, "transaction": tx.to_json()}
+    assert wang.request("POST", "/v1/records", body=body)["code"] == "ok"
+    before = (node.state.height, node.vault.entries())
+    with pytest.raises(ApiError) as replayed:
+        wang.request("POST", "/v1/records", body=body)
+    assert replayed.value.http_status == 400 and "already" in replayed.value.message
+    assert (node.state.height, node.vault.entries()) == before
+    assert node.vault.open(tx.body.args["records"][0]["record"]).data == example(
+        "observation-example.json"
+    )
