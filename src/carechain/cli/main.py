@@ -6,6 +6,7 @@ import typer
 
 from carechain.cli import init, network, proof, query, tx, up, verify
 from carechain.cli.members import identity_app, org_app
+from carechain.cli.records import audit_app, consent_app, records_app
 
 app = typer.Typer(
     help="carechain: a permissioned blockchain for healthcare.",
@@ -25,6 +26,9 @@ app.command("verify")(verify.verify)
 app.add_typer(identity_app, name="identity")
 app.add_typer(org_app, name="org")
 app.add_typer(network.app, name="network")
+app.add_typer(records_app, name="records")
+app.add_typer(consent_app, name="consent")
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:
