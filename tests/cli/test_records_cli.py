@@ -223,6 +223,19 @@ def test_consent_break_glass_access_log_audit_and_erasure(cli: Cli, consortium: 
     assert fhir.code == 0, fhir
     assert len(parse_bundle(fhir.out, allowed=("AuditEvent",))) == 2
     assert "more may follow: --after " in fhir.err
+    after = fhir.err.split("more may follow: --after ")[1].split()[0]
+    rest = cli(patient, "records", "access-log", "--patient", PATIENT, "--after", after, "--json")
+    assert rest.code == 0, rest
+    [last] = json.loads(rest.out)["events"]
+    assert last["purpose"] == "emergency" and json.loads(rest.out)["next"] is None
+    glass_fhir = cli(patient, "records", "access-log", "--patient", PATIENT, "--fhir")
+    stated = [
+        purpose
+        for entry in json.loads(glass_fhir.out)["entry"]
+        for purpose in entry["resource"]["purposeOfEvent"]
+        if purpose["coding"][0]["code"] == "BTG"
+    ]
+    assert [p.get("text") for p in stated] == ["unconscious"]
 
     erased = cli(patient, "records", "erase", record)
     assert erased.code == 0 and erased.text.startswith(f"erased {record}: committed"), erased

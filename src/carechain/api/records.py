@@ -14,6 +14,7 @@ parameters' annotations (``Member``, ``Wait``) from this module at run time.
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -48,7 +49,14 @@ def audit_events(event: dict[str, Any]) -> list[dict[str, Any]]:
                 "purpose": event["purpose"],
                 "break_glass": item["break_glass"],
                 "outcome": item["outcome"],
-                "reason": item["basis"] if item["outcome"] == "refused" else "",
+                # Why it was refused or, for a granted break-glass read, the stated reason.
+                "reason": (
+                    item["basis"]
+                    if item["outcome"] == "refused"
+                    else event["reason"]
+                    if item["break_glass"]
+                    else ""
+                ),
                 "custodian": item["custodian"],
                 "txid": event["id"],
             }
@@ -57,13 +65,38 @@ def audit_events(event: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
+def _searchset(resources: list[dict[str, Any]], next_url: str | None = None) -> dict[str, Any]:
+    bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",
         "total": len(resources),
-        "entry": [{"resource": r} for r in resources],
     }
+    if next_url is not None:
+        bundle["link"] = [{"relation": "next", "url": next_url}]
+    bundle["entry"] = [{"resource": r} for r in resources]
+    return bundle
+
+
+def _next_key(events: list[dict[str, Any]], limit: int) -> str | None:
+    """Where the next page starts (``after``), when this page is full."""
+    if len(events) < limit:
+        return None
+    last = events[-1]
+    return f"{last['height']:012d}/{last['id']}"
+
+
+def _events_page(
+    events: list[dict[str, Any]], limit: int, path: str, fmt: str, query: dict[str, str]
+) -> dict[str, Any]:
+    """A page of access events: JSON with ``next``, or FHIR AuditEvents with a next link."""
+    after = _next_key(events, limit)
+    if fmt != "fhir":
+        return {"events": events, "next": after}
+    next_url = None
+    if after is not None:
+        params = {**query, "after": after, "limit": str(limit), "format": "fhir"}
+        next_url = f"{path}?{urlencode(params)}"
+    return _searchset([a for e in events for a in audit_events(e)], next_url)
 
 
 def _consent_fhir(consent: dict[str, Any]) -> dict[str, Any]:
@@ -252,11 +285,13 @@ def add_record_routes(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         format: str = "json",
     ) -> Any:
-        """Every access to the patient's records, granted or refused, oldest first."""
+        """Every access to the patient's records, granted or refused, oldest first.
+
+        A full page names where the next starts: ``next`` (pass it as ``after``),
+        or in FHIR form a ``Bundle.link`` with relation ``next``.
+        """
         events = service.access_log(who, patient, after, limit)
-        if format == "fhir":
-            return _searchset([a for e in events for a in audit_events(e)])
-        return {"events": events}
+        return _events_page(events, limit, f"/v1/patients/{patient}/access-log", format, {})
 
     @router.get("/v1/audit/access")
     async def audit(
@@ -268,9 +303,8 @@ def add_record_routes(
     ) -> Any:
         """Access events across patients (auditors and regulators)."""
         events = service.audit(who, after, limit, break_glass)
-        if format == "fhir":
-            return _searchset([a for e in events for a in audit_events(e)])
-        return {"events": events}
+        query = {"break_glass": "true"} if break_glass else {}
+        return _events_page(events, limit, "/v1/audit/access", format, query)
 
     # -- consent -----------------------------------------------------------------------
 

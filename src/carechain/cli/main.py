@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from carechain.cli import init, network, proof, query, tx, up, verify
+from carechain.cli import audit, consent, init, network, proof, query, tx, up, verify
 from carechain.cli.members import identity_app, org_app
-from carechain.cli.records import audit_app, consent_app, records_app
+from carechain.cli.records import records_app
 
 app = typer.Typer(
     help="carechain: a permissioned blockchain for healthcare.",
@@ -27,8 +27,8 @@ app.add_typer(identity_app, name="identity")
 app.add_typer(org_app, name="org")
 app.add_typer(network.app, name="network")
 app.add_typer(records_app, name="records")
-app.add_typer(consent_app, name="consent")
-app.add_typer(audit_app, name="audit")
+app.add_typer(consent.app, name="consent")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:
