@@ -284,3 +284,20 @@ def test_a_replayed_add_stores_nothing_twice(
     assert node.vault.open(tx.body.args["records"][0]["record"]).data == example(
         "observation-example.json"
     )
+
+
+def test_a_large_import_is_validated_in_the_worker_and_a_bad_entry_is_named(
+    as_member: Callable[[str], NodeClient], node: Node
+) -> None:
+    wang = as_member("pumch/dr-wang")
+    good = example("observation-example.json")
+    items, tx = prepare_records(wang.creds, "demo", PATIENT, [good] * 12)
+    items[7]["resource"] = good.replace(b'"status": "final"', b'"status": "done"').decode()
+    with pytest.raises(ApiError) as invalid:
+        wang.request("POST", "/v1/records", body={"records": items, "transaction": tx.to_json()})
+    assert invalid.value.code == "invalid_fhir"
+    assert "Observation.status" in invalid.value.message and "records[7]" in invalid.value.message
+    assert node.vault.entries() == []
+    added = wang.add_records(PATIENT, [good] * 12)
+    assert added["code"] == "ok" and len(added["records"]) == 12
+    assert all(node.vault.open(r).data == good for r in added["records"])

@@ -46,6 +46,7 @@ from carechain.ledger.statestore import StateStore
 from carechain.ledger.transaction import Fingerprint, SignedTransaction
 from carechain.node.committer import BatchRejected, Committer, Persister, batch_of
 from carechain.node.config import NodeConfig, load_config
+from carechain.node.fhircheck import FhirChecker
 from carechain.node.mempool import ADMITTED, COMMITTED, Mempool
 from carechain.node.peers import Checkpoint, CheckpointBoard, CrossCheck, PeerLink
 from carechain.node.records import RecordService
@@ -193,7 +194,8 @@ class Node:
             if config.peers
             else None
         )
-        self.records = RecordService(self, self.vault, self._vault_orgs(), custodians)
+        self.fhir = FhirChecker(workers=config.verify_workers)
+        self.records = RecordService(self, self.vault, self._vault_orgs(), custodians, self.fhir)
         # Before the node's own listener settles waiters: an erasure is answered only
         # once the record's key is destroyed (a crash in between is settled on restart).
         self.committer.on_commit.insert(0, self.records.after_commit)
@@ -392,6 +394,7 @@ class Node:
             stopped = self._stop_threads()
         finally:
             self.verifier.close()
+            self.fhir.close()
             self.vault.close()
             if stopped:
                 self.blocks.close()

@@ -54,7 +54,6 @@ from carechain.errors import (
     CarechainError,
     ContractError,
     Forbidden,
-    InvalidFhir,
     InvalidInput,
     NotFound,
     RecordErased,
@@ -64,8 +63,9 @@ from carechain.identity.requests import HEADER_NONCE, HEADER_SIGNATURE, HEADER_S
 from carechain.identity.roles import OrgType, Role
 from carechain.ledger.block import Block
 from carechain.ledger.transaction import SignedTransaction, Transaction, sign_transaction
+from carechain.node.fhircheck import FhirChecker
 from carechain.node.remote import Custodians, Relayed, Unreachable
-from carechain.standards.fhir import make_bundle, parse_bundle, parse_resource
+from carechain.standards.fhir import make_bundle, parse_bundle
 from carechain.vault import NewRecord, Vault, fingerprint
 
 if TYPE_CHECKING:
@@ -146,8 +146,10 @@ class RecordService:
         vault: Vault,
         orgs: Sequence[str],
         custodians: Custodians | None = None,
+        fhir: FhirChecker | None = None,
     ) -> None:
         self.node = node
+        self.fhir = fhir or FhirChecker(workers=0)
         self.vault = vault
         self.orgs = tuple(orgs)
         """The organisations whose vaults this node keeps."""
@@ -197,15 +199,16 @@ class RecordService:
             )
         if not self.vault.hosts(author.org_id):
             raise InvalidInput(f"this node does not keep the vault of {author.org_id}")
-        prepared = []
-        for index, ((text, salt_hex), meta) in enumerate(zip(items, described, strict=True)):
-            where = f"records[{index}]"
+        for index, meta in enumerate(described):
             if not isinstance(meta, dict):
-                raise InvalidInput(f"transaction {where} must be an object")
-            try:
-                parsed = parse_resource(text.encode("utf-8"))
-            except InvalidFhir as exc:
-                raise InvalidFhir(exc.path, f"{exc.problem} ({where})") from exc
+                raise InvalidInput(f"transaction records[{index}] must be an object")
+        raws = [text.encode("utf-8") for text, _ in items]
+        checked = self.fhir(raws)  # InvalidFhir names the element and records[i]
+        prepared = []
+        for index, (raw, (_, salt_hex), meta, parsed) in enumerate(
+            zip(raws, items, described, checked, strict=True)
+        ):
+            where = f"records[{index}]"
             try:
                 salt = bytes.fromhex(salt_hex)
             except (TypeError, ValueError):
@@ -218,7 +221,7 @@ class RecordService:
                         f"transaction {where}.{field} is {meta.get(field)!r}; the resource's is "
                         f"{actual!r}"
                     )
-            digest = fingerprint(self.node.suite, salt, parsed.raw)
+            digest = fingerprint(self.node.suite, salt, raw)
             if meta.get("fingerprint") != digest:
                 raise InvalidInput(
                     f"transaction {where}.fingerprint does not match the resource and salt"
@@ -229,8 +232,8 @@ class RecordService:
                 meta["patient"]
             ):
                 raise InvalidInput(f"transaction {where}.patient is not a patient id")
-            prepared.append((meta, parsed, salt))
-        stored = [meta["record"] for meta, _, _ in prepared]
+            prepared.append((meta, parsed, raw, salt))
+        stored = [meta["record"] for meta, _, _, _ in prepared]
         self.vault.put_many(
             [
                 NewRecord(
@@ -239,10 +242,10 @@ class RecordService:
                     meta["patient"],
                     parsed.resource_type,
                     parsed.category,
-                    parsed.raw,
+                    raw,
                     salt,
                 )
-                for meta, parsed, salt in prepared
+                for meta, parsed, raw, salt in prepared
             ],
             now_ms=int(time.time() * 1000),
         )
