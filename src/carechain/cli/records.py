@@ -254,7 +254,10 @@ def export(
     out: OutOption = None,
     node: NodeOption = DEFAULT_NODE,
 ) -> None:
-    """The patient's records held on this node that you may read, as one FHIR Bundle."""
+    """The patient's records you may read, from every custodian, as one FHIR Bundle.
+
+    Each custodian's node decides and records the access to its own records.
+    """
     with client(node, identity) as c:
         bundle, headers = c.export_records(patient, purpose=purpose, reason=reason)
     if out is not None:
@@ -266,11 +269,11 @@ def export(
     if event:
         typer.echo(f"{count} record(s); access event {event}", err=True)
     else:
-        typer.echo("no records held on this node that you may read", err=True)
+        typer.echo("no records you may read", err=True)
     elsewhere = headers.get("x-carechain-held-elsewhere", "")
     if elsewhere:
         typer.echo(
-            f"held elsewhere (ask those organisations' nodes): {elsewhere.replace(',', ', ')}",
+            "not included, their custodian's node did not answer: " + elsewhere.replace(",", ", "),
             err=True,
         )
 

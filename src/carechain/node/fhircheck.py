@@ -10,14 +10,10 @@ feeding the worker would cost more than it saves.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import threading
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from carechain.errors import InvalidFhir
-from carechain.node.verifier import _exit_with_parent
+from carechain.node.verifier import SpawnedWorkers, exit_with_parent
 from carechain.standards.fhir import parse_resource
 
 IN_PLACE_BELOW = 8
@@ -49,15 +45,13 @@ def check_many(resources: list[bytes]) -> list[Checked | tuple[str, str]]:
 
 
 def _warm(parent: int) -> None:
-    _exit_with_parent(parent)
+    exit_with_parent(parent)
     check_many([])  # imports happen on first use of a type; the models load lazily
 
 
-class FhirChecker:
+class FhirChecker(SpawnedWorkers):
     def __init__(self, workers: int = 1) -> None:
-        self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
-        self._lock = threading.Lock()
+        super().__init__(workers, _warm)
 
     def __call__(self, resources: list[bytes]) -> list[Checked]:
         """Validate ``resources``; raise ``InvalidFhir`` for the first invalid one, its
@@ -65,7 +59,7 @@ class FhirChecker:
         if len(resources) < IN_PLACE_BELOW or self.workers < 1:
             results = check_many(resources)
         else:
-            pool = self._ensure_pool()
+            pool = self.pool()
             size = -(-len(resources) // self.workers)
             futures = [
                 pool.submit(check_many, resources[i : i + size])
@@ -79,21 +73,3 @@ class FhirChecker:
                 raise InvalidFhir(path, f"{problem} (records[{index}])")
             checked.append(result)
         return checked
-
-    def _ensure_pool(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                # spawn, not fork, as for the signature workers (node/verifier.py)
-                self._pool = ProcessPoolExecutor(
-                    max_workers=self.workers,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_warm,
-                    initargs=(os.getpid(),),
-                )
-            return self._pool
-
-    def close(self) -> None:
-        with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
-                self._pool = None

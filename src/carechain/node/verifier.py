@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 from carechain.crypto.suite import CryptoSuite, SignatureCheck, verify_many
@@ -21,7 +22,7 @@ from carechain.crypto.suite import CryptoSuite, SignatureCheck, verify_many
 IN_PLACE_BELOW = 48
 
 
-def _exit_with_parent(parent: int) -> None:
+def exit_with_parent(parent: int) -> None:
     """In a worker: end when the node's process is gone (even after kill -9)."""
 
     def watch() -> None:
@@ -32,33 +33,26 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-class BulkVerifier:
-    def __init__(self, suite: CryptoSuite, workers: int = 1) -> None:
-        self.suite = suite
+class SpawnedWorkers:
+    """A pool of worker processes started on first use, ending with the node.
+
+    Spawned, not forked: the node has threads running, which fork would copy
+    half-way through whatever they were doing.
+    """
+
+    def __init__(self, workers: int, initializer: Callable[[int], None] = exit_with_parent):
         self.workers = workers
+        self._initializer = initializer
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def __call__(self, checks: list[SignatureCheck]) -> list[bool]:
-        if len(checks) < IN_PLACE_BELOW or self.workers < 1:
-            return [self.suite.verify(k, m, s) for k, m, s in checks]
-        pool = self._ensure_pool()
-        size = -(-len(checks) // self.workers)
-        futures = [
-            pool.submit(verify_many, self.suite.name, checks[i : i + size])
-            for i in range(0, len(checks), size)
-        ]
-        return [ok for future in futures for ok in future.result()]
-
-    def _ensure_pool(self) -> ProcessPoolExecutor:
+    def pool(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                # spawn, not fork: the node has threads running, which fork would copy
-                # half-way through whatever they were doing.
                 self._pool = ProcessPoolExecutor(
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_exit_with_parent,
+                    initializer=self._initializer,
                     initargs=(os.getpid(),),
                 )
             return self._pool
@@ -68,3 +62,20 @@ class BulkVerifier:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
+
+
+class BulkVerifier(SpawnedWorkers):
+    def __init__(self, suite: CryptoSuite, workers: int = 1) -> None:
+        super().__init__(workers)
+        self.suite = suite
+
+    def __call__(self, checks: list[SignatureCheck]) -> list[bool]:
+        if len(checks) < IN_PLACE_BELOW or self.workers < 1:
+            return [self.suite.verify(k, m, s) for k, m, s in checks]
+        pool = self.pool()
+        size = -(-len(checks) // self.workers)
+        futures = [
+            pool.submit(verify_many, self.suite.name, checks[i : i + size])
+            for i in range(0, len(checks), size)
+        ]
+        return [ok for future in futures for ok in future.result()]
