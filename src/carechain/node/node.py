@@ -28,6 +28,7 @@ import orjson
 from carechain.contracts import default_contracts
 from carechain.contracts.executor import Executor, SignatureCache
 from carechain.contracts.membership import MEMBER_PREFIX, ORG_PREFIX, MemberRecord, read_member
+from carechain.contracts.records import CUSTODIAN_TYPES
 from carechain.contracts.state import Overlay
 from carechain.crypto.canonical import parse_json
 from carechain.crypto.suite import get_suite
@@ -208,10 +209,14 @@ class Node:
         return cls(load_config(data_dir))
 
     def _vault_orgs(self) -> list[str]:
+        """The organisations whose records this node keeps: as configured, else its own
+        if that is a hospital or clinic (only they hold records; see contracts/records.py)."""
         if self.config.vault_orgs:
             return list(self.config.vault_orgs)
         own = self.member(self.peer_fp)
-        return [own.org_id] if own is not None else []
+        if own is None or own.org_type not in CUSTODIAN_TYPES:
+            return []
+        return [own.org_id]
 
     def _ordering(self) -> OrderingService:
         cfg = self.config
