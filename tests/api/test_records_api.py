@@ -28,6 +28,7 @@ from carechain.errors import InvalidFhir, VaultTampered
 from carechain.identity.wallet import Credentials
 from carechain.node.node import Node
 from carechain.standards.fhir import parse_bundle
+from carechain.vault import new_record_id
 from support import Server
 
 Member = Callable[[str], Credentials]
@@ -168,7 +169,7 @@ def test_erasure_destroys_the_record(
         as_member("pumch/dr-wang").read_record(records["pumch"])
     assert gone.value.http_status == 410 and gone.value.code == "record_erased"
     with pytest.raises(ApiError) as unknown:
-        patient.erase_record("rec-none-00000001")
+        patient.erase_record(new_record_id())
     assert unknown.value.http_status == 404
 
 
@@ -254,8 +255,18 @@ def test_bad_input_names_the_problem(
         wang.add_records("pumch:nobody", [example("observation-example.json")])
     assert "unknown patient pumch:nobody" in unknown_patient.value.message
     with pytest.raises(ApiError) as unknown_record:
-        wang.read_record("rec-none-00000001")
+        wang.read_record(new_record_id())
     assert unknown_record.value.http_status == 404
+    with pytest.raises(ApiError) as malformed_id:
+        wang.read_record("MRN-0012345")
+    assert (
+        malformed_id.value.http_status == 400 and "is not a record id" in malformed_id.value.message
+    )
+    with pytest.raises(ApiError) as free_text:
+        wang.request("GET", f"/v1/records/{records['pumch']}", params={"note": "Zhang San"})
+    assert (
+        free_text.value.http_status == 400 and "unknown query parameter" in free_text.value.message
+    )
     with pytest.raises(ApiError) as purpose:
         wang.read_record(records["pumch"], purpose="curiosity")
     assert purpose.value.http_status == 400 and "purpose" in purpose.value.message

@@ -34,6 +34,17 @@ PATIENT = "pumch:patient-7f3a9c"
 DAY_MS = 24 * 3600 * 1000
 
 
+def rid(name: str) -> str:
+    """A well-formed record id (``rec-`` and 26 base32 characters) named after ``name``."""
+    digest = hashlib.sha256(name.encode()).digest()[:16]
+    return "rec-" + base64.b32encode(digest).decode().rstrip("=").lower()
+
+
+def cid(name: str) -> str:
+    """A well-formed consent id (``con-`` and 24 hexadecimal digits) named after ``name``."""
+    return "con-" + hashlib.sha256(name.encode()).hexdigest()[:24]
+
+
 def send(node: Node, creds: Credentials, method: str, args: dict[str, Any]) -> TxStatus:
     return node.submit_one(build_transaction(creds, "demo", "records", method, args), wait_s=10)
 
@@ -151,16 +162,16 @@ def new_patient(node: Node, consortium: Consortium, member: Member, member_id: s
 @pytest.fixture
 def added(node: Node, member: Member) -> list[str]:
     """Two records of the patient: an Observation at pumch, a Condition at the clinic."""
-    ok = send(node, member("pumch/dr-wang"), "add", record_args("rec-pumch-0001"))
+    ok = send(node, member("pumch/dr-wang"), "add", record_args(rid("rec-pumch-0001")))
     assert ok.code == "ok", ok.message
     ok = send(
         node,
         member("chaoyang-clinic/dr-zhao"),
         "add",
-        record_args("rec-clinic-0001", type="Condition", category="encounter-diagnosis"),
+        record_args(rid("rec-clinic-0001"), type="Condition", category="encounter-diagnosis"),
     )
     assert ok.code == "ok", ok.message
-    return ["rec-pumch-0001", "rec-clinic-0001"]
+    return [rid("rec-pumch-0001"), rid("rec-clinic-0001")]
 
 
 # -- adding -------------------------------------------------------------------------------
@@ -168,36 +179,36 @@ def added(node: Node, member: Member) -> list[str]:
 
 def test_a_clinician_adds_a_record_of_a_known_patient(node: Node, member: Member) -> None:
     doctor = member("pumch/dr-wang")
-    status = send(node, doctor, "add", record_args("rec-aaaa-0001"))
+    status = send(node, doctor, "add", record_args(rid("rec-aaaa-0001")))
     assert status.code == "ok", status.message
-    record = state(node, "record/rec-aaaa-0001")
+    record = state(node, f"record/{rid('rec-aaaa-0001')}")
     assert record["patient"] == PATIENT and record["custodian"] == "pumch"
     assert record["author"] == doctor.fingerprint and record["status"] == "active"
     assert record["height"] == status.height and record["txid"] == status.txid
-    assert state(node, f"patient/{PATIENT}/record/rec-aaaa-0001") == record
+    assert state(node, f"patient/{PATIENT}/record/{rid('rec-aaaa-0001')}") == record
 
 
 @pytest.mark.parametrize(
     ("who", "args", "code", "message"),
     [
-        ("pumch/dr-wang", record_args("rec-bbbb-0001", "pumch:nobody"), "contract_error",
+        ("pumch/dr-wang", record_args(rid("rec-bbbb-0001"), "pumch:nobody"), "contract_error",
          "unknown patient pumch:nobody"),
-        ("pumch/dr-wang", record_args("rec-bbbb-0001", "pumch:dr-wang"), "contract_error",
+        ("pumch/dr-wang", record_args(rid("rec-bbbb-0001"), "pumch:dr-wang"), "contract_error",
          "unknown patient pumch:dr-wang"),
-        ("pumch/dr-wang", record_args("rec-bbbb-0001", "no colon"), "contract_error",
+        ("pumch/dr-wang", record_args(rid("rec-bbbb-0001"), "no colon"), "contract_error",
          "patient"),
-        ("pumch/dr-wang", record_args("rec-bbbb-0001", type="Patient"), "contract_error",
+        ("pumch/dr-wang", record_args(rid("rec-bbbb-0001"), type="Patient"), "contract_error",
          "'Patient' is not a record type"),
         ("pumch/dr-wang", record_args("short"), "contract_error", "record"),
-        ("pumch/dr-wang", record_args("rec-bbbb-0001", fingerprint="zz"), "contract_error",
+        ("pumch/dr-wang", record_args(rid("rec-bbbb-0001"), fingerprint="zz"), "contract_error",
          "fingerprint"),
-        ("pumch/dr-wang", record_args("rec-bbbb-0001", note="Fever"), "contract_error",
+        ("pumch/dr-wang", record_args(rid("rec-bbbb-0001"), note="Fever"), "contract_error",
          "unknown field(s): note"),
         ("pumch/dr-wang", {"records": []}, "contract_error", "'records' is empty"),
         ("pumch/dr-wang", {"records": "x"}, "contract_error", "records"),
-        ("yf-pharmacy/ph-chen", record_args("rec-bbbb-0001"), "forbidden", ""),
-        ("pumch/patient-7f3a9c", record_args("rec-bbbb-0001"), "forbidden", ""),
-        ("pumch/admin", record_args("rec-bbbb-0001"), "forbidden", ""),
+        ("yf-pharmacy/ph-chen", record_args(rid("rec-bbbb-0001")), "forbidden", ""),
+        ("pumch/patient-7f3a9c", record_args(rid("rec-bbbb-0001")), "forbidden", ""),
+        ("pumch/admin", record_args(rid("rec-bbbb-0001")), "forbidden", ""),
     ],
 )  # fmt: skip
 def test_bad_additions_are_refused_and_change_nothing(
@@ -207,17 +218,17 @@ def test_bad_additions_are_refused_and_change_nothing(
     status = send(node, member(who), "add", args)
     assert status.code == code, status.message
     assert message in (status.message or "")
-    assert state(node, "record/rec-bbbb-0001") is None
+    assert state(node, f"record/{rid('rec-bbbb-0001')}") is None
     assert contract_state(node) == before
 
 
 def test_a_record_id_is_used_once(node: Node, member: Member, added: list[str]) -> None:
     again = send(node, member("pumch/dr-wang"), "add", record_args(added[0]))
     assert again.code == "contract_error" and "already exists" in (again.message or "")
-    twice = {"records": record_args("rec-cccc-0001")["records"] * 2}
+    twice = {"records": record_args(rid("rec-cccc-0001"))["records"] * 2}
     status = send(node, member("pumch/dr-wang"), "add", twice)
     assert status.code == "contract_error" and "already exists" in (status.message or "")
-    assert state(node, "record/rec-cccc-0001") is None
+    assert state(node, f"record/{rid('rec-cccc-0001')}") is None
 
 
 # -- consent ------------------------------------------------------------------------------
@@ -242,13 +253,13 @@ def test_consent_lets_another_hospital_read_until_revoked(
     refused = event_of(node, access(node, zhao, [added[0]]))
     assert refused["outcome"] == "refused"
     assert "no active consent" in refused["records"][0]["basis"]
-    assert grant(node, patient, "con-zhao-0001", "chaoyang-clinic").code == "ok"
+    assert grant(node, patient, cid("con-zhao-0001"), "chaoyang-clinic").code == "ok"
     granted = event_of(node, access(node, zhao, [added[0]]))
     assert granted["outcome"] == "granted"
-    assert granted["records"][0]["basis"] == "consent:con-zhao-0001"
+    assert granted["records"][0]["basis"] == f"consent:{cid('con-zhao-0001')}"
     assert granted["reader"] == zhao.fingerprint and granted["reader_org"] == "chaoyang-clinic"
     assert granted["served_by"] == "pumch" and granted["break_glass"] is False
-    revoked = send(node, patient, "revoke_consent", {"consent": "con-zhao-0001"})
+    revoked = send(node, patient, "revoke_consent", {"consent": cid("con-zhao-0001")})
     assert revoked.code == "ok", revoked.message
     after = event_of(node, access(node, zhao, [added[0]]))
     assert after["outcome"] == "refused"
@@ -260,14 +271,19 @@ def test_consent_scope_purpose_and_member_grantee(
     patient, zhao = member("pumch/patient-7f3a9c"), member("chaoyang-clinic/dr-zhao")
     # Only Conditions, only for research, only dr-zhao's certificate.
     status = grant(
-        node, patient, "con-zhao-0002", zhao.fingerprint, purposes=["research"], types=["Condition"]
+        node,
+        patient,
+        cid("con-zhao-0002"),
+        zhao.fingerprint,
+        purposes=["research"],
+        types=["Condition"],
     )
     assert status.code == "ok", status.message
     assert event_of(node, access(node, zhao, [added[0]], "research"))["outcome"] == "refused"
     assert event_of(node, access(node, zhao, [added[0]], "treatment"))["outcome"] == "refused"
     pharmacist = member("yf-pharmacy/ph-chen")
     assert event_of(node, access(node, pharmacist, [added[0]], "research"))["outcome"] == "refused"
-    ok = grant(node, patient, "con-zhao-0003", zhao.fingerprint, records=[added[0]])
+    ok = grant(node, patient, cid("con-zhao-0003"), zhao.fingerprint, records=[added[0]])
     assert ok.code == "ok", ok.message
     assert event_of(node, access(node, zhao, [added[0]]))["outcome"] == "granted"
 
@@ -277,9 +293,9 @@ def test_a_consent_that_starts_later_is_not_yet_in_force(
 ) -> None:
     patient, zhao = member("pumch/patient-7f3a9c"), member("chaoyang-clinic/dr-zhao")
     start = int(time.time() * 1000) + DAY_MS
-    assert grant(node, patient, "con-late-0001", "chaoyang-clinic", start=start).code == "ok"
+    assert grant(node, patient, cid("con-late-0001"), "chaoyang-clinic", start=start).code == "ok"
     assert event_of(node, access(node, zhao, [added[0]]))["outcome"] == "refused"
-    consent = state(node, "grant/pumch:patient-7f3a9c/chaoyang-clinic/con-late-0001")
+    consent = state(node, f"grant/pumch:patient-7f3a9c/chaoyang-clinic/{cid('con-late-0001')}")
     assert consent["start"] == start
 
 
@@ -297,7 +313,8 @@ def test_a_consent_that_starts_later_is_not_yet_in_force(
         ("chaoyang-clinic", {"purposes": []}, "needs at least one of treatment"),
         ("chaoyang-clinic", {"purposes": ["marketing"]}, "'marketing' is not one of"),
         ("chaoyang-clinic", {"types": ["Patient"]}, "'Patient' is not one of"),
-        ("chaoyang-clinic", {"records": ["rec-nope-0001"]}, "rec-nope-0001 is not one of"),
+        ("chaoyang-clinic", {"records": [rid("rec-nope-0001")]},
+         f"{rid('rec-nope-0001')} is not one of"),
         ("chaoyang-clinic", {"categories": ["has space"]}, "is not a category code"),
     ],
 )  # fmt: skip
@@ -305,7 +322,7 @@ def test_bad_consents_are_refused_and_change_nothing(
     node: Node, member: Member, grantee: str, extra: dict[str, Any], message: str
 ) -> None:
     before = contract_state(node)
-    status = grant(node, member("pumch/patient-7f3a9c"), "con-bad-00001", grantee, **extra)
+    status = grant(node, member("pumch/patient-7f3a9c"), cid("con-bad-00001"), grantee, **extra)
     assert status.code == "contract_error", status.message
     assert message in (status.message or "")
     assert contract_state(node) == before
@@ -313,39 +330,39 @@ def test_bad_consents_are_refused_and_change_nothing(
 
 def test_overlapping_and_self_consents_are_refused(node: Node, member: Member) -> None:
     patient = member("pumch/patient-7f3a9c")
-    assert grant(node, patient, "con-first-001", "chaoyang-clinic").code == "ok"
+    assert grant(node, patient, cid("con-first-001"), "chaoyang-clinic").code == "ok"
     before = contract_state(node)
-    overlap = grant(node, patient, "con-second-01", "chaoyang-clinic")
+    overlap = grant(node, patient, cid("con-second-01"), "chaoyang-clinic")
     assert overlap.code == "contract_error"
-    assert "overlaps consent con-first-001" in (overlap.message or "")
-    duplicate = grant(node, patient, "con-first-001", "yf-pharmacy")
+    assert f"overlaps consent {cid('con-first-001')}" in (overlap.message or "")
+    duplicate = grant(node, patient, cid("con-first-001"), "yf-pharmacy")
     assert "already exists" in (duplicate.message or "")
-    to_self = grant(node, patient, "con-self-0001", patient.fingerprint)
+    to_self = grant(node, patient, cid("con-self-0001"), patient.fingerprint)
     assert "to themselves" in (to_self.message or "")
     assert contract_state(node) == before
     # Another purpose for the same grantee does not overlap.
-    assert grant(node, patient, "con-third-01", "chaoyang-clinic", purposes=["payment"]).code == (
-        "ok"
-    )
+    assert grant(
+        node, patient, cid("con-third-01"), "chaoyang-clinic", purposes=["payment"]
+    ).code == ("ok")
 
 
 def test_only_patients_grant_and_only_their_own_consents_are_revoked(
     node: Node, consortium: Consortium, member: Member
 ) -> None:
     patient = member("pumch/patient-7f3a9c")
-    doctor = grant(node, member("pumch/dr-wang"), "con-doc-00001", "chaoyang-clinic")
+    doctor = grant(node, member("pumch/dr-wang"), cid("con-doc-00001"), "chaoyang-clinic")
     assert doctor.code == "forbidden"
-    assert grant(node, patient, "con-mine-0001", "chaoyang-clinic").code == "ok"
+    assert grant(node, patient, cid("con-mine-0001"), "chaoyang-clinic").code == "ok"
     other = new_patient(node, consortium, member, "patient-1b2c3d")
     before = contract_state(node)
-    stolen = send(node, other, "revoke_consent", {"consent": "con-mine-0001"})
+    stolen = send(node, other, "revoke_consent", {"consent": cid("con-mine-0001")})
     assert stolen.code == "forbidden"
     assert "granted by another patient" in (stolen.message or "")
-    unknown = send(node, patient, "revoke_consent", {"consent": "con-none-0001"})
-    assert "unknown consent con-none-0001" in (unknown.message or "")
+    unknown = send(node, patient, "revoke_consent", {"consent": cid("con-none-0001")})
+    assert f"unknown consent {cid('con-none-0001')}" in (unknown.message or "")
     assert contract_state(node) == before
-    assert send(node, patient, "revoke_consent", {"consent": "con-mine-0001"}).code == "ok"
-    twice = send(node, patient, "revoke_consent", {"consent": "con-mine-0001"})
+    assert send(node, patient, "revoke_consent", {"consent": cid("con-mine-0001")}).code == "ok"
+    twice = send(node, patient, "revoke_consent", {"consent": cid("con-mine-0001")})
     assert "already revoked" in (twice.message or "")
 
 
@@ -438,8 +455,8 @@ def test_erasure_leaves_a_tombstone_and_refuses_later_reads(
     before = contract_state(node)
     assert send(node, zhao, "erase", {"record": added[0]}).code == "forbidden"
     assert send(node, other, "erase", {"record": added[0]}).code == "forbidden"
-    unknown = send(node, patient, "erase", {"record": "rec-none-0001"})
-    assert "unknown record rec-none-0001" in (unknown.message or "")
+    unknown = send(node, patient, "erase", {"record": rid("rec-none-0001")})
+    assert f"unknown record {rid('rec-none-0001')}" in (unknown.message or "")
     assert contract_state(node) == before
     # The clinic erases its own record on the patient's request; the patient erases the other.
     assert send(node, zhao, "erase", {"record": added[1]}).code == "ok"
@@ -450,3 +467,78 @@ def test_erasure_leaves_a_tombstone_and_refuses_later_reads(
     assert "already erased" in (again.message or "")
     event = event_of(node, access(node, patient, [added[0]], "self"))
     assert event["outcome"] == "refused" and event["records"][0]["basis"] == "the record was erased"
+
+
+# -- who may read: found in review ---------------------------------------------------------
+
+
+def test_another_patient_of_the_custodian_hospital_reads_nothing(
+    node: Node, consortium: Consortium, member: Member, added: list[str]
+) -> None:
+    """A patient is a member of their hospital, but not one of its care roles."""
+    bob = new_patient(node, consortium, member, "patient-b0b0b0")
+    event = event_of(node, access(node, bob, [added[0]]))
+    assert event["outcome"] == "refused"
+    assert "no active consent" in event["records"][0]["basis"]
+    mine = event_of(node, access(node, bob, [added[0]], "self"))
+    assert mine["outcome"] == "refused"
+
+
+def test_a_consent_to_an_organisation_covers_its_care_roles_only(
+    node: Node, consortium: Consortium, member: Member, added: list[str]
+) -> None:
+    patient = member("pumch/patient-7f3a9c")
+    assert grant(node, patient, cid("con-org-0001"), "nmpa").code == "ok"
+    # The regulator's auditor is not a care role: an organisation grant does not reach them.
+    auditor = event_of(node, access(node, member("nmpa/auditor-01"), [added[0]]))
+    assert auditor["outcome"] == "refused"
+    assert grant(node, patient, cid("con-org-0002"), "pumch").code == "ok"
+    bob = new_patient(node, consortium, member, "patient-c4c4c4")
+    assert event_of(node, access(node, bob, [added[0]]))["outcome"] == "refused"
+    assert grant(node, patient, cid("con-org-0003"), "yf-pharmacy").code == "ok"
+    chen = event_of(node, access(node, member("yf-pharmacy/ph-chen"), [added[0]]))
+    assert chen["outcome"] == "granted"
+
+
+def test_the_signed_request_binds_route_query_purpose_and_reason(
+    node: Node, member: Member, added: list[str]
+) -> None:
+    zhao = member("chaoyang-clinic/dr-zhao")
+    path = f"/v1/records/{added[0]}"
+    before = contract_state(node)
+    cases = [
+        (f"{path}?purpose=treatment&note=Zhang-San", "treatment", "", "does not take"),
+        (f"{path}?purpose=emergency&reason=unconscious", "emergency", "guardian-unreachable",
+         "another break-glass reason"),
+        (f"{path}?purpose=treatment&reason=unconscious", "treatment", "unconscious",
+         "only with purpose emergency"),
+        (f"{path}?purpose=treatment&purpose=treatment", "treatment", "", "does not take"),
+        (f"/{path}?purpose=treatment", "treatment", "", "not an absolute path"),
+    ]  # fmt: skip
+    for signed, purpose, reason, words in cases:
+        status = access(
+            node, zhao, [added[0]], purpose, reason=reason, request=signed_request(zhao, signed)
+        )
+        assert status.code == "contract_error" and words in (status.message or ""), (signed, status)
+    posted = dict(signed_request(zhao, path), method="POST")
+    assert "not a read" in (access(node, zhao, [added[0]], request=posted).message or "")
+    assert contract_state(node) == before
+
+
+def test_a_records_add_must_commit_within_ten_minutes_of_signing(
+    node: Node, member: Member
+) -> None:
+    doctor = member("pumch/dr-wang")
+    body = Transaction(
+        chain="demo",
+        contract="records",
+        method="add",
+        args=record_args(rid("rec-late-0001")),
+        signer=doctor.fingerprint,
+        nonce=secrets.token_hex(12),
+        timestamp_ms=int(time.time() * 1000) - 11 * 60 * 1000,
+    )
+    tx = sign_transaction(body, {doctor.fingerprint: doctor.private_key}, node.suite)
+    status = node.submit_one(tx, wait_s=10)
+    assert status.code == "contract_error" and "over 10 minutes" in (status.message or "")
+    assert state(node, f"record/{rid('rec-late-0001')}") is None

@@ -103,11 +103,11 @@ def test_restart_settles_each_window_between_vault_and_chain(
         )  # fmt: skip
         assert node.submit_one(tx, wait_s=10).code == "ok"
         committed_late = meta["record"]
-        # 2. Stored, but its transaction never reached the chain, eleven minutes ago.
+        # 2. Stored, but its transaction never reached the chain, twelve minutes ago.
         lost = new_record_id()
         node.vault.put_many(
             [NewRecord("pumch", lost, PATIENT, "Observation", "vital-signs", EXAMPLE, new_salt())],
-            now_ms=int(time.time() * 1000) - 11 * 60 * 1000,
+            now_ms=int(time.time() * 1000) - 12 * 60 * 1000,
         )
         # ... and one just now, whose transaction may still be on its way: kept.
         recent = new_record_id()

@@ -148,3 +148,39 @@ def test_a_custodian_node_that_serves_other_bytes_is_caught_by_the_relay(
     assert caught.value.code == "vault_tampered"
     assert "not matching its fingerprint on the chain" in caught.value.message
     assert "not matching the chain" in caplog.text
+
+
+def test_a_custodian_cannot_pass_off_an_old_access_event_as_this_reads(served: Peers) -> None:
+    pumch = served.nodes["pumch"]
+    with client(served, "pumch", "pumch/dr-wang") as wang:
+        record = wang.add_records(PATIENT, [GLUCOSE])["records"][0]
+    served.wait_same_height(pumch.state.height)
+    with client(served, "chaoyang-clinic", "chaoyang-clinic/dr-zhao") as zhao:
+        first = zhao.read_record(record, purpose="emergency", reason="unconscious")
+        served.wait_same_height(pumch.state.height)
+        old = pumch.records._get(
+            f"log/{PATIENT}/{first['access']['height']:012d}/{first['access']['txid']}"
+        )
+        honest_read = pumch.records.read
+
+        def replaying(reader, evidence, record_id, purpose, reason="", timeout_s=10.0):  # type: ignore[no-untyped-def]
+            return pumch.records._open(pumch.records.record(record_id)), old  # no new event
+
+        pumch.records.read = replaying  # type: ignore[method-assign]
+        try:
+            with pytest.raises(ApiError) as caught:
+                zhao.read_record(record, purpose="emergency", reason="unconscious")
+        finally:
+            pumch.records.read = honest_read  # type: ignore[method-assign]
+    assert caught.value.http_status == 503 and caught.value.code == "access_pending"
+
+
+def test_only_a_peer_of_the_custodian_organisation_is_believed_to_keep_its_vault(
+    served: Peers,
+) -> None:
+    pharmacy = served.start("yf-pharmacy", serve=True)
+    pharmacy.records.orgs = ("pumch", "chaoyang-clinic")  # a peer that lies about its vaults
+    clinic = served.nodes["chaoyang-clinic"]
+    assert clinic.records.custodians is not None
+    assert clinic.records.custodians.url_for("pumch") == served.servers["pumch"].url
+    assert clinic.records.custodians.url_for("yf-pharmacy") is None  # keeps no vault

@@ -81,7 +81,12 @@ def create_app(node: Node) -> FastAPI:
 
     async def member(request: Request) -> MemberRecord:
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        if (
+            length is not None
+            and length.isascii()
+            and length.isdigit()
+            and int(length) > MAX_BODY_BYTES
+        ):
             raise Oversize(f"request body is {length} bytes; the limit is {MAX_BODY_BYTES}")
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:

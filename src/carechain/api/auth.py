@@ -69,7 +69,7 @@ class RequestVerifier:
             raise Unauthenticated(
                 "request is not signed: send X-Carechain-Signer, -Time, -Nonce and -Signature"
             )
-        if not raw_time.isdigit():
+        if not (raw_time.isascii() and raw_time.isdigit() and len(raw_time) <= 16):
             raise Unauthenticated("X-Carechain-Time must be milliseconds since 1970")
         if not _NONCE.fullmatch(nonce):
             raise Unauthenticated("X-Carechain-Nonce must be 8-64 characters of [A-Za-z0-9_-]")

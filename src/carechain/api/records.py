@@ -11,16 +11,17 @@ No ``from __future__ import annotations`` here: FastAPI reads the route
 parameters' annotations (``Member``, ``Wait``) from this module at run time.
 """
 
-import functools
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from carechain.contracts.membership import MemberRecord
+from carechain.contracts.records import READ_QUERY
 from carechain.crypto.canonical import parse_json
 from carechain.errors import CarechainError, InvalidInput, NotFound
 from carechain.ledger.transaction import SignedTransaction, decode_envelope
@@ -129,6 +130,13 @@ def add_record_routes(
     Wait = Annotated[float, Query(gt=0, le=MAX_WAIT_S, description="seconds to wait for commit")]
 
     def evidence(request: Request) -> RequestEvidence:
+        """The reader's signed request, as the access event will carry it."""
+        unknown = sorted(set(request.query_params) - set(READ_QUERY))
+        if unknown:  # it would be free text on the chain, in the access event's evidence
+            raise InvalidInput(
+                f"unknown query parameter(s) {', '.join(unknown)}; a read takes "
+                + ", ".join(READ_QUERY)
+            )
         found: RequestEvidence = request.state.evidence
         return found
 
@@ -226,7 +234,16 @@ def add_record_routes(
         if tx.body.args.get("record") != record_id:
             raise InvalidInput("the transaction erases another record than the path names")
         service.record(record_id)
-        return await commit(tx, who, timeout)
+        status = await commit(tx, who, timeout)
+        if status.get("code") == "ok":
+            service.confirm_erased(record_id)
+        return status
+
+    @router.get("/v1/vaults")
+    async def vaults(_: Member, challenge: str) -> Any:
+        """Which organisations' vaults this node keeps, signed by its peer key over the
+        caller's challenge (how peers find a record's custodian; see node/remote.py)."""
+        return service.vault_claim(challenge)
 
     # -- patients ----------------------------------------------------------------------
 
@@ -250,18 +267,30 @@ def add_record_routes(
         audits its own); ``X-Carechain-Access-Event`` lists every access event,
         ``X-Carechain-Held-Elsewhere`` the records whose custodian could not be reached.
         """
-        relay = not request.headers.get(FORWARDED)
-        bundle, events, elsewhere = await run_in_threadpool(
-            functools.partial(
-                service.export,
-                reader,
-                evidence(request),
-                patient,
-                purpose,
-                reason,
-                timeout,
-                relay=relay,
+        if request.headers.get(FORWARDED):
+            # Another node relays this reader's request: answer with what it checks
+            # each record against (metadata, salt, the access event), never relayed on.
+            served, event = await run_in_threadpool(
+                service.export_here, reader, evidence(request), patient, purpose, reason, timeout
             )
+            return Response(
+                orjson.dumps(
+                    {
+                        "records": [
+                            {
+                                "record": s.record,
+                                "resource": s.data.decode("utf-8"),
+                                "salt": s.salt.hex(),
+                            }
+                            for s in served
+                        ],
+                        "event": event,
+                    }
+                ),
+                media_type="application/json",
+            )
+        bundle, events, elsewhere = await run_in_threadpool(
+            service.export, reader, evidence(request), patient, purpose, reason, timeout
         )
         headers = {"X-Carechain-Access-Event": ",".join(events)}
         if elsewhere:

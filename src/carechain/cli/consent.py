@@ -118,7 +118,8 @@ def grant(
     ] = None,
     days: Annotated[int | None, typer.Option("--days", help="Or: lasts N days.")] = None,
     consent_id: Annotated[
-        str | None, typer.Option("--id", help="Consent id; default a fresh one.")
+        str | None,
+        typer.Option("--id", help="Consent id (con- and 24 hex digits); default a fresh one."),
     ] = None,
     node: NodeOption = DEFAULT_NODE,
 ) -> None:

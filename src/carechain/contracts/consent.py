@@ -6,12 +6,15 @@ the same committed state, so the chain and the node never disagree.
 
 A reader may read a record when one of these holds, checked in this order:
 
-1. the reader is the patient (purpose ``self``);
-2. the reader belongs to the record's custodian organisation (it holds the data);
-3. an active consent of the patient names the reader's certificate or the
-   reader's organisation as grantee, lists the purpose, is within its period
-   at block time, and its scope covers the record (its resource type, its
-   category or the record itself; an empty scope covers every record);
+1. the reader is the patient (a patient member whose id is the record's patient);
+2. the reader is a clinician or staff member of the record's custodian
+   organisation (it holds the data); never a patient of that organisation;
+3. an active consent of the patient names the reader's certificate, or the
+   reader's organisation and the reader is one of its care roles (clinician,
+   pharmacist, staff: never its patients or auditors), lists the purpose, is
+   within its period at block time, and its scope covers the record (its
+   resource type, its category or the record itself; an empty scope covers
+   every record);
 4. the purpose is ``emergency`` and the reader opened a break-glass window for
    this patient that is still open at block time.
 
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from carechain.contracts.membership import MemberRecord
+from carechain.identity.roles import Role
 
 PURPOSES = ("treatment", "payment", "research")
 """What a patient may consent to (FHIR v3-ActReason TREAT, HPAYMT, HRESCH)."""
@@ -49,8 +53,20 @@ PATIENT_ID = re.compile(r"[a-z0-9-]{2,40}:[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 """A patient's pseudonymous id on the chain: ``<organisation>:<member id>``."""
 
 
+CUSTODIAN_READERS = frozenset({Role.CLINICIAN, Role.STAFF})
+"""Who of a record's custodian organisation reads its records without consent."""
+
+ORG_GRANT_READERS = frozenset({Role.CLINICIAN, Role.PHARMACIST, Role.STAFF})
+"""Who of an organisation a consent to that organisation covers."""
+
+
 def patient_id_of(member: MemberRecord) -> str:
     return f"{member.org_id}:{member.member_id}"
+
+
+def is_patient(member: MemberRecord, patient: str) -> bool:
+    """``member`` is the patient ``patient`` names (not a staff member with that id)."""
+    return member.role is Role.PATIENT and patient_id_of(member) == patient
 
 
 @dataclass(frozen=True)
@@ -94,7 +110,10 @@ def consent_status(consent: Mapping[str, Any], time_ms: int) -> str:
 def grants_to(scan: Scan, patient: str, reader: MemberRecord) -> list[dict[str, Any]]:
     """The patient's consents naming the reader's certificate or organisation."""
     found: list[dict[str, Any]] = []
-    for grantee in (reader.fingerprint, reader.org_id):
+    grantees = [reader.fingerprint]
+    if reader.role in ORG_GRANT_READERS:
+        grantees.append(reader.org_id)
+    for grantee in grantees:
         found.extend(value for _, value in scan(f"grant/{patient}/{grantee}/"))
     return found
 
@@ -110,9 +129,9 @@ def decide(
     grants: list[dict[str, Any]] | None = None,
 ) -> Decision:
     """May ``reader`` read ``record`` of ``patient`` for ``purpose`` at ``time_ms``?"""
-    if patient_id_of(reader) == patient:
+    if is_patient(reader, patient):
         return Decision(True, "self")
-    if record.get("custodian") == reader.org_id:
+    if record.get("custodian") == reader.org_id and reader.role in CUSTODIAN_READERS:
         return Decision(True, "custodian")
     if purpose == "emergency":
         window = get(f"glass/{patient}/{reader.fingerprint}")

@@ -34,7 +34,6 @@ import binascii
 import hashlib
 import re
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from carechain.contracts.consent import (
     BREAK_GLASS_REASONS,
@@ -46,6 +45,7 @@ from carechain.contracts.consent import (
     consent_active,
     decide,
     grants_to,
+    is_patient,
     patient_id_of,
 )
 from carechain.contracts.membership import MemberRecord
@@ -56,8 +56,14 @@ from carechain.identity.requests import statement_for_body_hash
 from carechain.identity.roles import OrgType, Role
 from carechain.standards.fhir import CATEGORY_PATTERN, RECORD_TYPES
 
-RECORD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,79}")
-"""A record or consent id: 8 to 80 characters (the vault uses the same rule)."""
+RECORD_ID = re.compile(r"rec-[a-z2-7]{26}")
+"""A record id: ``rec-`` and 26 base32 characters of 16 random bytes (``vault.new_record_id``).
+
+Random, never chosen: an id a hospital system made up could carry a medical
+record number or a name onto the chain."""
+
+CONSENT_ID = re.compile(r"con-[0-9a-f]{24}")
+"""A consent id: ``con-`` and 24 hexadecimal digits of 12 random bytes."""
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _ORG = re.compile(r"[a-z0-9-]{2,40}")
@@ -66,6 +72,9 @@ _NONCE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 MAX_RECORDS_PER_TX = 1000
 MAX_CONSENT_MS = 10 * 365 * 24 * 3600 * 1000
 """A consent lasts at most ten years; the patient grants again after that."""
+ADD_WINDOW_MS = 10 * 60 * 1000
+"""A records.add commits within ten minutes of its signing, or never: after that its
+custodian node may drop the vault copies it is still holding as pending."""
 REQUEST_SKEW_MS = 5 * 60 * 1000
 """A reader's request must be signed within five minutes of the block that records it."""
 
@@ -89,6 +98,32 @@ def _patient_arg(args: Args, name: str = "patient") -> str:
     return args.text(name, pattern=PATIENT_ID, max_length=105)
 
 
+_EMPTY_BODY = hashlib.sha256(b"").hexdigest()
+_QUERY_VALUE = re.compile(r"[A-Za-z0-9._-]{1,40}")
+READ_QUERY = ("purpose", "reason", "timeout")
+"""The query parameters a read of records takes; anything else is refused (it would be
+free text on the chain, in the access event's evidence)."""
+
+
+def _signed_route(path: str) -> tuple[str, dict[str, str]]:
+    """The route and query parameters of a reader's signed path, parsed strictly here
+    (not with ``urllib``, whose leniency has changed between Python releases)."""
+    route, _, query = path.partition("?")
+    if not route.startswith("/") or route.startswith("//"):
+        raise ContractError("the reader's request path is not an absolute path")
+    params: dict[str, str] = {}
+    for part in query.split("&") if query else ():
+        name, equals, value = part.partition("=")
+        if name not in READ_QUERY or not equals or name in params:
+            raise ContractError(
+                f"the reader's request has a query the records API does not take ({name[:20]!r})"
+            )
+        if not _QUERY_VALUE.fullmatch(value):
+            raise ContractError(f"the reader's request has a malformed {name}")
+        params[name] = value
+    return route, params
+
+
 class Records(Contract):
     name = "records"
 
@@ -104,6 +139,11 @@ class Records(Contract):
         items = args.items("records", max_items=MAX_RECORDS_PER_TX)
         if not items:
             raise ContractError("argument 'records' is empty")
+        if abs(ctx.time_ms - ctx.tx.body.timestamp_ms) > ADD_WINDOW_MS:
+            raise ContractError(
+                "this records.add was signed over 10 minutes away from the block time; the "
+                "custodian may have dropped its records from the vault: add them again"
+            )
         caller = ctx.caller
         known: dict[str, bool] = {}
         seen: set[str] = set()
@@ -159,9 +199,9 @@ class Records(Contract):
         if record is None:
             raise ContractError(f"unknown record {record_id}")
         caller = ctx.caller
-        is_patient = caller.role is Role.PATIENT and patient_id_of(caller) == record["patient"]
-        is_custodian = caller.role is not Role.PATIENT and caller.org_id == record["custodian"]
-        if not (is_patient or is_custodian):
+        by_patient = is_patient(caller, record["patient"])
+        by_custodian = caller.role is not Role.PATIENT and caller.org_id == record["custodian"]
+        if not (by_patient or by_custodian):
             raise Forbidden("only the record's patient or its custodian may erase it")
         if record["status"] == "erased":
             raise ContractError(f"record {record_id} is already erased")
@@ -183,7 +223,7 @@ class Records(Contract):
     @contract_method(roles={Role.PATIENT})
     def grant_consent(self, ctx: Context, args: Args) -> None:
         """A patient permits a grantee to read records in a scope, for purposes, in a period."""
-        consent_id = args.text("consent", pattern=RECORD_ID)
+        consent_id = args.text("consent", pattern=CONSENT_ID)
         grantee = args.text("grantee", max_length=64)
         purposes = self._codes(args, "purposes", PURPOSES, required=True)
         types = self._codes(args, "types", RECORD_TYPES)
@@ -244,7 +284,7 @@ class Records(Contract):
 
     @contract_method(roles={Role.PATIENT})
     def revoke_consent(self, ctx: Context, args: Args) -> None:
-        consent_id = args.text("consent", pattern=RECORD_ID)
+        consent_id = args.text("consent", pattern=CONSENT_ID)
         where = ctx.get(f"consent/{consent_id}")
         if where is None:
             raise ContractError(f"unknown consent {consent_id}")
@@ -286,6 +326,8 @@ class Records(Contract):
             raise ContractError(f"purpose {purpose!r} is not one of {', '.join(READ_PURPOSES)}")
         if reason and reason not in BREAK_GLASS_REASONS:
             raise ContractError(f"reason {reason!r} is not a break-glass reason")
+        if reason and purpose != "emergency":
+            raise ContractError("a reason is given only with purpose emergency (break-glass)")
         reader = ctx.member(reader_fp)
         if reader is None:
             raise ContractError(f"unknown reader {reader_fp[:12]}...")
@@ -302,11 +344,11 @@ class Records(Contract):
         if len({r["id"] for r in records}) != len(records):
             raise ContractError("argument 'records' lists a record twice")
         single = records[0]["id"] if len(records) == 1 else None
-        self._check_request(ctx, reader, request, patient, single, purpose)
+        self._check_request(ctx, reader, request, patient, single, purpose, reason)
         refusal = reader.refusal_at(ctx.time_ms)
         if refusal is None and reader.role not in READER_ROLES:
             refusal = ("forbidden", f"role {reader.role} does not read records")
-        if refusal is None and purpose == "self" and patient_id_of(reader) != patient:
+        if refusal is None and purpose == "self" and not is_patient(reader, patient):
             refusal = ("forbidden", "purpose self is for the patient's own records")
         if refusal is None and purpose == "emergency":
             self._open_window(ctx, reader, patient, reason)
@@ -361,8 +403,10 @@ class Records(Contract):
         patient: str,
         record_id: str | None,
         purpose: str,
+        reason: str,
     ) -> None:
-        """The reader really asked for this, recently, once (per serving organisation)."""
+        """The reader really asked for this (this route, purpose and reason), recently, once
+        (per serving organisation)."""
         fields = Args(request)
         method = fields.text("method", max_length=8)
         path = fields.text("path", max_length=2048)
@@ -372,16 +416,20 @@ class Records(Contract):
         signature = fields.text("signature", max_length=128)
         if fields.unread():
             raise ContractError(f"request has unknown field(s): {', '.join(fields.unread())}")
+        if method != "GET" or body != _EMPTY_BODY:
+            raise ContractError("the reader's request is not a read (a GET without a body)")
         if abs(time_ms - ctx.time_ms) > REQUEST_SKEW_MS:
             raise ContractError("the reader's request is stale (signed over 5 minutes away)")
-        parts = urlsplit(path)
+        route, params = _signed_route(path)
         expected = {f"/v1/patients/{patient}/export"}
         if record_id is not None:
             expected.add(f"/v1/records/{record_id}")
-        if parts.path not in expected:
-            raise ContractError(f"the reader's request was for {parts.path}, not this access")
-        if parse_qs(parts.query).get("purpose", ["treatment"])[-1] != purpose:
+        if route not in expected:
+            raise ContractError(f"the reader's request was for {route}, not this access")
+        if params.get("purpose", "treatment") != purpose:
             raise ContractError("the reader's request names another purpose")
+        if params.get("reason", "") != reason:
+            raise ContractError("the reader's request names another break-glass reason")
         try:
             raw = base64.b64decode(signature, validate=True)
         except binascii.Error:

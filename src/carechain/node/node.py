@@ -191,7 +191,7 @@ class Node:
         self._recover()
         self.vault = Vault(config.data_dir / "vault", self.suite)
         custodians = (
-            Custodians(config.peers, self.suite, self.peer_fp, self.peer_key)
+            Custodians(config.peers, self.suite, self.peer_fp, self.peer_key, self.member)
             if config.peers
             else None
         )

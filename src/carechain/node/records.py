@@ -30,7 +30,10 @@ Erasing
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -48,13 +51,14 @@ from carechain.contracts.consent import (
     readable,
 )
 from carechain.contracts.membership import MemberRecord
-from carechain.contracts.records import RECORD_ID
+from carechain.contracts.records import ADD_WINDOW_MS, RECORD_ID
 from carechain.errors import (
     AccessRefused,
     CarechainError,
     ContractError,
     Forbidden,
     InvalidInput,
+    NodeFailure,
     NotFound,
     RecordErased,
     VaultTampered,
@@ -64,8 +68,8 @@ from carechain.identity.roles import OrgType, Role
 from carechain.ledger.block import Block
 from carechain.ledger.transaction import SignedTransaction, Transaction, sign_transaction
 from carechain.node.fhircheck import FhirChecker
-from carechain.node.remote import Custodians, Relayed, Unreachable
-from carechain.standards.fhir import make_bundle, parse_bundle
+from carechain.node.remote import Custodians, Relayed, Unreachable, vault_statement
+from carechain.standards.fhir import make_bundle
 from carechain.vault import NewRecord, Vault, fingerprint
 
 if TYPE_CHECKING:
@@ -74,8 +78,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREFIX = "records/"
-PENDING_TTL_MS = 10 * 60 * 1000
-"""A vault entry still pending after this long had its transaction lost: dropped."""
+_CHALLENGE = re.compile(r"[0-9a-f]{32,64}")
+PENDING_TTL_MS = ADD_WINDOW_MS + 60 * 1000
+"""A vault entry still pending this long (by block time) after it was stored can no
+longer be committed (the contract refuses a records.add signed ten minutes before its
+block): dropped."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +175,20 @@ class RecordService:
         cut = len(PREFIX)
         return [(k[cut:], orjson.loads(v)) for k, v in self.node.state.scan(PREFIX + prefix, -1)]
 
+    def vault_claim(self, challenge: str) -> dict[str, Any]:
+        """Which vaults this node keeps, signed with its peer key over a caller's challenge."""
+        if not isinstance(challenge, str) or not _CHALLENGE.fullmatch(challenge):
+            raise InvalidInput("challenge must be 32 to 64 hexadecimal digits")
+        vaults = list(self.orgs)
+        statement = vault_statement(challenge, self.node.peer_fp, vaults)
+        signature = self.node.suite.sign(self.node.peer_key, statement)
+        return {
+            "peer": self.node.peer_fp,
+            "vaults": vaults,
+            "challenge": challenge,
+            "signature": base64.b64encode(signature).decode("ascii"),
+        }
+
     def record(self, record_id: str) -> dict[str, Any]:
         if not isinstance(record_id, str) or not RECORD_ID.fullmatch(record_id):
             raise InvalidInput(f"{record_id!r} is not a record id")
@@ -202,7 +223,12 @@ class RecordService:
         for index, meta in enumerate(described):
             if not isinstance(meta, dict):
                 raise InvalidInput(f"transaction records[{index}] must be an object")
-        raws = [text.encode("utf-8") for text, _ in items]
+        try:
+            raws = [text.encode("utf-8") for text, _ in items]
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                "a resource holds a lone surrogate: it is not valid Unicode"
+            ) from None
         checked = self.fhir(raws)  # InvalidFhir names the element and records[i]
         prepared = []
         for index, (raw, (_, salt_hex), meta, parsed) in enumerate(
@@ -382,6 +408,38 @@ class RecordService:
             raise self._refusal(event)
         return opened, event
 
+    def export_here(
+        self,
+        reader: MemberRecord,
+        evidence: RequestEvidence,
+        patient: str,
+        purpose: str,
+        reason: str,
+        timeout_s: float,
+    ) -> tuple[list[ServedRecord], dict[str, Any] | None]:
+        """The patient's records kept on this node that ``reader`` may read, decided and
+        audited in one access event (None when no record is kept here).
+
+        Raises ``AccessRefused`` when the event refused every record.
+        """
+        self._check_purpose(reader, purpose, reason)
+        self._check_patient(patient)
+        records = [r for _, r in self._scan(f"patient/{patient}/record/")]
+        here = [r for r in records if r["status"] == "active" and self.vault.hosts(r["custodian"])]
+        if purpose not in ("emergency", "self"):
+            grantable = readable(self._scan, self._get, reader, patient, here, purpose, self._now())
+            here = [r for r in here if r in grantable] or here  # a refusal is recorded too
+        if not here:
+            return [], None
+        opened = {r["id"]: self._open(r) for r in here}  # integrity first, as in ``read``
+        event = self._access(
+            reader, evidence, patient, [r["id"] for r in here], purpose, reason, timeout_s
+        )
+        granted = {o["id"] for o in event["records"] if o["outcome"] == "granted"}
+        if not granted:
+            raise self._refusal(event)
+        return [opened[r["id"]] for r in here if r["id"] in granted], event
+
     def export(
         self,
         reader: MemberRecord,
@@ -390,46 +448,38 @@ class RecordService:
         purpose: str,
         reason: str = "",
         timeout_s: float = 10.0,
-        *,
-        relay: bool = True,
     ) -> tuple[bytes, list[str], list[dict[str, Any]]]:
-        """The patient's records ``reader`` may read, as one FHIR Bundle.
+        """The patient's records ``reader`` may read, from every custodian, as one Bundle.
 
         Records kept here are decided, audited and opened here; for those of
         other custodians the reader's request is relayed to each custodian's
-        node (unless ``relay`` is false: a request that was itself relayed),
-        which decides, audits and serves its own. Returns the bundle, the ids
-        of the access events, and the records no custodian node served because
-        none could be reached. Raises ``AccessRefused`` when every custodian
-        refused and nothing was served.
+        node, which decides, audits and serves its own, and each record it
+        serves is checked here as ``relay_read`` checks one. Returns the
+        bundle, the ids of the access events, and the records no custodian
+        node served because none could be reached. Raises ``AccessRefused``
+        when every custodian refused and nothing was served.
         """
         self._check_purpose(reader, purpose, reason)
         self._check_patient(patient)
-        records = [r for _, r in self._scan(f"patient/{patient}/record/")]
-        active = [r for r in records if r["status"] == "active"]
-        here = [r for r in active if self.vault.hosts(r["custodian"])]
-        elsewhere = [r for r in active if not self.vault.hosts(r["custodian"])]
         parts: list[bytes] = []
         events: list[str] = []
         refusals: list[str] = []
-        if purpose not in ("emergency", "self"):
-            grantable = readable(self._scan, self._get, reader, patient, here, purpose, self._now())
-            here = [r for r in here if r in grantable] or here  # a refusal is recorded too
-        if here:
-            opened = {r["id"]: self._open(r) for r in here}  # integrity first, as in ``read``
-            event = self._access(
-                reader, evidence, patient, [r["id"] for r in here], purpose, reason, timeout_s
-            )
-            events.append(event["id"])
-            granted = {o["id"] for o in event["records"] if o["outcome"] == "granted"}
-            if granted:
-                parts += [opened[r["id"]].data for r in here if r["id"] in granted]
-            else:
-                refusals.append(self._refusal(event).message)
+        try:
+            served, event = self.export_here(reader, evidence, patient, purpose, reason, timeout_s)
+        except AccessRefused as exc:
+            refusals.append(exc.message)
+        else:
+            parts += [s.data for s in served]
+            events += [event["id"]] if event else []
+        elsewhere = [
+            r
+            for _, r in self._scan(f"patient/{patient}/record/")
+            if r["status"] == "active" and not self.vault.hosts(r["custodian"])
+        ]
         unreached: list[dict[str, Any]] = []
         for org in sorted({r["custodian"] for r in elsewhere}):
             held = [{"id": r["id"], "custodian": org} for r in elsewhere if r["custodian"] == org]
-            if not relay or self.custodians is None:
+            if self.custodians is None:
                 unreached += held
                 continue
             try:
@@ -440,15 +490,24 @@ class RecordService:
                 log.warning("export of %s: %s", patient, exc)
                 unreached += held
                 continue
-            if answer.status == 200:
-                ids = answer.headers.get("x-carechain-access-event", "")
-                events += [i for i in ids.split(",") if i]
-                if ids:
-                    parts += [entry.raw for entry in parse_bundle(answer.content)]
-            elif answer.status == 403:
+            if answer.status == 403:
                 refusals.append(_remote_error(answer, org).message)
-            else:
+                continue
+            if answer.status != 200:
                 log.warning("export of %s: %s answered HTTP %d", patient, org, answer.status)
+                unreached += held
+                continue
+            try:
+                doc = orjson.loads(answer.content)
+                items, event = doc["records"], doc["event"]
+                if event is not None:
+                    parts += [
+                        self._check_relayed(reader, evidence, org, item, event, timeout_s)
+                        for item in items
+                    ]
+                    events.append(str(event["id"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+                log.error("export of %s: the node of %s sent a malformed answer", patient, org)
                 unreached += held
         if not parts and refusals:
             raise AccessRefused("; ".join(refusals))
@@ -464,52 +523,83 @@ class RecordService:
         """Read a record kept by another node: relay the reader's request to it.
 
         The custodian's node decides and audits; this node passes the answer on
-        only if the resource matches the fingerprint in its own copy of the
-        chain and the access event the custodian names has committed here too.
+        only after ``_check_relayed``.
         """
+        org = record["custodian"]
         if self.custodians is None:
             raise NotFound(
-                f"record {record['id']} is held by {record['custodian']}, whose vault is not "
-                "on this node, and this node knows no other peers"
+                f"record {record['id']} is held by {org}, whose vault is not on this node, "
+                "and this node knows no other peers"
             )
         try:
-            answer = self.custodians.relay(
-                record["custodian"], "GET", evidence.path, _headers(reader, evidence)
-            )
+            answer = self.custodians.relay(org, "GET", evidence.path, _headers(reader, evidence))
         except Unreachable as exc:
             raise _status_error("custodian_unreachable", str(exc), 503) from exc
         if answer.status != 200:
-            raise _remote_error(answer, record["custodian"])
+            raise _remote_error(answer, org)
         try:
             doc = orjson.loads(answer.content)
-            data, salt = doc["resource"].encode("utf-8"), bytes.fromhex(doc["salt"])
             access = doc["access"]
+            event = {"id": access["txid"], "height": access["height"]}
+            item = {
+                "record": {"id": record["id"]},
+                "resource": doc["resource"],
+                "salt": doc["salt"],
+            }
+            self._check_relayed(reader, evidence, org, item, event, timeout_s)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             raise _status_error(
-                "custodian_failed",
-                f"the node of {record['custodian']} sent a malformed answer",
-                502,
+                "custodian_failed", f"the node of {org} sent a malformed answer", 502
             ) from None
+        return dict(doc, record=record)
+
+    def _check_relayed(
+        self,
+        reader: MemberRecord,
+        evidence: RequestEvidence,
+        org: str,
+        item: Any,
+        event: Any,
+        timeout_s: float,
+    ) -> bytes:
+        """A record another node served for this reader's request, checked against this
+        node's own copy of the chain before it goes any further: it is that
+        organisation's record, its bytes match the fingerprint, and an access event
+        that granted it to this reader, served by that organisation for this very
+        request (its nonce), has committed here."""
+        record_id = item["record"]["id"]
+        data: bytes = item["resource"].encode("utf-8")
+        salt = bytes.fromhex(item["salt"])
+        record = self._get(f"record/{record_id}") if isinstance(record_id, str) else None
+        if record is None or record["status"] != "active" or record["custodian"] != org:
+            raise VaultTampered(f"the node of {org} served a record that is not its own", "")
         if fingerprint(self.node.suite, salt, data) != record["fingerprint"]:
-            log.error("the node of %s served record %s not matching the chain",
-                      record["custodian"], record["id"])  # fmt: skip
+            log.error("the node of %s served record %s not matching the chain", org, record_id)
             raise VaultTampered(
-                f"the node of {record['custodian']} served record {record['id']} not matching "
-                "its fingerprint on the chain; it is not passed on",
-                record["id"],
+                f"the node of {org} served record {record_id} not matching its fingerprint "
+                "on the chain; it is not passed on",
+                record_id,
             )
-        key = f"log/{record['patient']}/{int(access.get('height', -1)):012d}/{access.get('txid')}"
+        used = hashlib.sha256(f"{reader.fingerprint}\0{evidence.nonce}\0{org}".encode()).hexdigest()
+        txid = str(event["id"])
+        key = f"log/{record['patient']}/{int(event['height']):012d}/{txid}"
         deadline = time.monotonic() + timeout_s
-        while (event := self._get(key)) is None and time.monotonic() < deadline:
+        while (found := self._get(key)) is None and time.monotonic() < deadline:
             time.sleep(0.005)
-        if event is None or event["records"][0]["outcome"] != "granted":
+        if (
+            found is None
+            or self._get(f"request/{used}") != txid
+            or found["reader"] != reader.fingerprint
+            or found["served_by"] != org
+            or not any(o["id"] == record_id and o["outcome"] == "granted" for o in found["records"])
+        ):
             raise _status_error(
                 "access_pending",
-                f"the access event {access.get('txid')} named by {record['custodian']} is not "
-                "on this node's chain; nothing is passed on",
+                f"no access event on this node's chain grants record {record_id} to this "
+                f"request at {org}; nothing is passed on",
                 503,
             )
-        return dict(doc, record=record)
+        return data
 
     def _now(self) -> int:
         return max(self.node.state.time_ms, int(time.time() * 1000))
@@ -584,6 +674,16 @@ class RecordService:
                 break
         return found[:limit]
 
+    def confirm_erased(self, record_id: str) -> None:
+        """After an erasure committed: the key of a record kept here is destroyed, or the
+        caller hears so (the node destroys it on restart at the latest)."""
+        entry = self.vault.entry(record_id)
+        if entry is not None and not entry.erased:
+            raise NodeFailure(
+                f"the erasure of {record_id} is on the chain but this node could not destroy "
+                "its key yet; it will on restart (see the node's log)"
+            )
+
     # -- commit hook and recovery ------------------------------------------------------
 
     def after_commit(self, block: Block, writes: list[tuple[str, bytes | None]]) -> None:
@@ -601,9 +701,14 @@ class RecordService:
                     log.exception("could not erase record %s; will retry on restart", doc["id"])
 
     def reconcile(self) -> dict[str, int]:
-        """Settle the vault against the chain after a restart."""
+        """Settle the vault against the chain after a restart.
+
+        A pending entry is dropped only once this node's own chain has reached a
+        block time at which its transaction can no longer commit, so a node that
+        has not caught up yet drops nothing.
+        """
         counts = {"committed": 0, "discarded": 0, "erased": 0}
-        now = int(time.time() * 1000)
+        now = self.node.state.time_ms
         for entry in self.vault.entries():
             on_chain = self._get(f"record/{entry.record_id}")
             if on_chain is not None and on_chain["status"] == "erased" and not entry.erased:

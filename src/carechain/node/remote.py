@@ -8,21 +8,29 @@ the chain, and only then serves. The relaying node passes the answer on only
 after checking it against its own copy of the chain: the resource matches the
 record's fingerprint, and the access event the custodian names has committed.
 
-Which node keeps which vault is learnt from the peers' ``/v1/status``
-(``vaults``), asked with this peer's own signed requests and cached.
+Which node keeps which vault is learnt from the peers' ``/v1/vaults``: each
+answers a fresh challenge with the organisations whose vaults it keeps, signed
+with its peer key. A claim is believed only for the answering peer's own
+organisation, by its certificate on the chain, so that no peer can draw
+readers' requests meant for another organisation's records. (Hosting other
+organisations' vaults is for the embedded node, which relays nothing.)
 """
 
 from __future__ import annotations
 
+import base64
 import logging
+import secrets
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
 import orjson
 
+from carechain.contracts.membership import MemberRecord
+from carechain.crypto.canonical import canonical_bytes
 from carechain.crypto.suite import CryptoSuite
 from carechain.identity.requests import (
     HEADER_NONCE,
@@ -31,6 +39,7 @@ from carechain.identity.requests import (
     HEADER_TIME,
     sign_request,
 )
+from carechain.identity.roles import Role
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,13 @@ class Unreachable(Exception):
     """No node keeping the vault answered."""
 
 
+def vault_statement(challenge: str, peer: str, vaults: Sequence[str]) -> bytes:
+    """What a peer signs to say which vaults it keeps, in answer to a challenge."""
+    return canonical_bytes(
+        {"type": "carechain/vaults", "challenge": challenge, "peer": peer, "vaults": list(vaults)}
+    )
+
+
 class Custodians:
     def __init__(
         self,
@@ -64,9 +80,11 @@ class Custodians:
         suite: CryptoSuite,
         peer_fp: str,
         peer_key: bytes,
+        member_of: Callable[[str], MemberRecord | None],
         *,
         timeout_s: float = 15.0,
     ) -> None:
+        self._member_of = member_of
         self.urls = [u.rstrip("/") for u in urls]
         self.suite = suite
         self.peer_fp = peer_fp
@@ -89,16 +107,30 @@ class Custodians:
         self._asked = time.monotonic()
         where: dict[str, str] = {}
         for url in self.urls:
-            headers = sign_request(self.suite, self._key, self.peer_fp, "GET", "/v1/status", b"")
+            challenge = secrets.token_hex(16)
+            path = f"/v1/vaults?challenge={challenge}"
+            headers = sign_request(self.suite, self._key, self.peer_fp, "GET", path, b"")
             try:
-                response = httpx.get(url + "/v1/status", headers=headers, timeout=5.0)
-                vaults = orjson.loads(response.content).get("vaults", [])
-            except (httpx.HTTPError, orjson.JSONDecodeError, AttributeError) as exc:
+                response = httpx.get(url + path, headers=headers, timeout=5.0)
+                doc = orjson.loads(response.content)
+                peer, vaults = str(doc["peer"]), list(doc["vaults"])
+                signature = base64.b64decode(doc["signature"], validate=True)
+            except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 log.info("peer %s did not say which vaults it keeps: %s", url, exc)
                 continue
-            for org in vaults if isinstance(vaults, list) else ():
-                if isinstance(org, str):
-                    where.setdefault(org, url)
+            member = self._member_of(peer)
+            if (
+                member is None
+                or member.role is not Role.PEER
+                or member.refusal_at(int(time.time() * 1000)) is not None
+                or not self.suite.verify(
+                    member.public_key, vault_statement(challenge, peer, vaults), signature
+                )
+            ):
+                log.error("peer %s answered the vault challenge without a valid signature", url)
+                continue
+            if member.org_id in vaults:
+                where.setdefault(member.org_id, url)
         self._where = where
 
     def forget(self, org: str) -> None:

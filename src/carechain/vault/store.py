@@ -173,6 +173,8 @@ class Vault:
     def discard(self, record_id: str) -> None:
         """Delete a pending record (its transaction was rejected); no-op if absent.
 
+        Like ``erase``, leaves no copy in the WAL.
+
         Raise ``InvalidInput`` for a committed record: that one can only be erased.
         """
 
@@ -189,7 +191,8 @@ class Vault:
                 )
             conn.execute("DELETE FROM records WHERE record_id = ?", (record_id,))
 
-        self._writer.run(delete)
+        # The row is gone from the file (secure_delete); purge the WAL's copy too.
+        self._writer.run(delete, purge=True)
 
     def erase(self, record_id: str, *, now_ms: int) -> bool:
         """Crypto-shred a record (GDPR Art. 17); True if erased now, False if it already was.

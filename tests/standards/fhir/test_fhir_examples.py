@@ -93,3 +93,18 @@ def test_category_skips_a_concept_with_text_only() -> None:
 def test_resource_without_id_or_subject() -> None:
     parsed = parse_resource('{"resourceType":"Observation","status":"final","code":{"text":"x"}}')
     assert (parsed.resource_id, parsed.subject, parsed.category) == (None, None, "observation")
+
+
+def test_a_clinical_code_as_category_never_reaches_the_chain() -> None:
+    """Only coarse standard classes go on the chain; an ICD-10 code (B20, HIV disease) in
+    Condition.category would tell everyone what the record says."""
+    condition = json.loads(fixture_bytes("examples/condition-example-f201-fever.json"))
+    condition["category"] = [
+        {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "B20"}]}
+    ]
+    assert parse_resource(json.dumps(condition)).category == "condition"
+    condition["category"][0]["coding"][0] = {
+        "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+        "code": "encounter-diagnosis",
+    }
+    assert parse_resource(json.dumps(condition)).category == "encounter-diagnosis"

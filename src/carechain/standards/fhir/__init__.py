@@ -24,8 +24,9 @@ What callers may rely on:
 * ``ParsedResource.category`` always matches ``CATEGORY_PATTERN``: the first
   ``category[].coding[].code`` (for AllergyIntolerance, whose categories are
   codes, the first ``category[]``); else, for an Encounter, ``class.code``;
-  else the resource type in lower case (``"immunization"``). A first code that
-  does not match ``CATEGORY_PATTERN`` also gives the lower-case resource type.
+  kept only if it is one of the coarse standard classes in
+  ``resources.CHAIN_CATEGORIES`` for its type; else the resource type in lower
+  case (``"immunization"``), so that no clinical code reaches the chain.
 * ``ParsedResource.subject`` is ``subject.reference`` or, for resources that
   name a ``patient`` instead (AllergyIntolerance, Immunization),
   ``patient.reference``; else None.

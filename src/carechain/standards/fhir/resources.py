@@ -192,19 +192,54 @@ def validate(resource: dict[str, Any], name: str, root: str | None = None) -> No
     check_bindings(resource, path)
 
 
+CHAIN_CATEGORIES: dict[str, frozenset[str]] = {
+    # http://hl7.org/fhir/R4/valueset-observation-category.html
+    "Observation": frozenset(
+        {
+            "social-history",
+            "vital-signs",
+            "imaging",
+            "laboratory",
+            "procedure",
+            "survey",
+            "exam",
+            "therapy",
+            "activity",
+        }
+    ),
+    # http://hl7.org/fhir/R4/valueset-condition-category.html
+    "Condition": frozenset({"problem-list-item", "encounter-diagnosis"}),
+    # http://hl7.org/fhir/R4/valueset-allergy-intolerance-category.html
+    "AllergyIntolerance": frozenset({"food", "medication", "environment", "biologic"}),
+    # http://hl7.org/fhir/R4/v2/0074/index.html: the two broad service sections only
+    "DiagnosticReport": frozenset({"LAB", "RAD"}),
+    # http://hl7.org/fhir/R4/valueset-medicationrequest-category.html
+    "MedicationRequest": frozenset({"inpatient", "outpatient", "community", "discharge"}),
+    # http://hl7.org/fhir/R4/v3/ActEncounterCode/vs.html
+    "Encounter": frozenset(
+        {"AMB", "EMER", "FLD", "HH", "IMP", "ACUTE", "NONAC", "OBSENC", "PRENC", "SS", "VR"}
+    ),
+    # http://hl7.org/fhir/R4/valueset-procedure-category.html: surgical, diagnostic
+    "Procedure": frozenset({"387713003", "103693007"}),
+}
+"""The category codes the chain may carry, per resource type: coarse, standard
+classes only. Any other code (an ICD-10 chapter, a SNOMED finding, a
+psychiatry procedure class) would tell the chain what the record says."""
+
+
 def chain_category(resource_type: str, resource: dict[str, Any]) -> str:
     """The one category code the chain records for a resource.
 
     The first ``category[].coding[].code`` (``category[]`` itself where the
     categories are codes, as in AllergyIntolerance); else, for an Encounter,
-    ``class.code``; else the resource type in lower case. A code that does not
-    match ``CATEGORY_PATTERN`` also gives the resource type in lower case.
+    ``class.code``; kept only if it is one of ``CHAIN_CATEGORIES`` for the
+    type, else the resource type in lower case (``"condition"``).
     """
     code = _first_category_code(resource.get("category"))
     if code is None and resource_type == "Encounter":
         klass = resource.get("class")
         code = klass.get("code") if isinstance(klass, dict) else None
-    if isinstance(code, str) and CATEGORY_PATTERN.fullmatch(code):
+    if isinstance(code, str) and code in CHAIN_CATEGORIES.get(resource_type, ()):
         return code
     return resource_type.lower()
 
