@@ -6,6 +6,7 @@ is the set every peer of a consortium runs; peers must run the same set.
 
 from __future__ import annotations
 
+from carechain.contracts.drugs import Drugs
 from carechain.contracts.governance import Governance
 from carechain.contracts.notary import Notary
 from carechain.contracts.records import Records
@@ -13,4 +14,4 @@ from carechain.contracts.runtime import Contract
 
 
 def default_contracts() -> list[Contract]:
-    return [Governance(), Notary(), Records()]
+    return [Governance(), Notary(), Records(), Drugs()]

@@ -118,8 +118,8 @@ class Args:
             raise ContractError(f"argument {name!r} must be at least {minimum}")
         return value
 
-    def boolean(self, name: str) -> bool:
-        value = self._get(name, _REQUIRED)
+    def boolean(self, name: str, *, default: Any = _REQUIRED) -> bool:
+        value = self._get(name, default)
         if not isinstance(value, bool):
             raise ContractError(f"argument {name!r} must be true or false")
         return value

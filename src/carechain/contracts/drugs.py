@@ -1,0 +1,444 @@
+"""Drugs: serialised packs from factory to patient, in EPCIS 2.0 terms.
+
+A pack is named by a GS1 SGTIN or by China's 20-digit drug traceability code
+(``standards.gs1.PackId``: one key per pack whichever form was scanned).
+Cases and pallets are logistic units named by an SSCC. Custody lives on the
+outermost unit: shipping a pallet moves every pack inside it without touching
+them, and a pack's holder is found by walking up from it (at most a pack, a
+case and a pallet). Custody changes only when the receiver accepts a
+shipment, so nobody can push stock onto another organisation's books.
+
+State (namespace ``drugs``)::
+
+    product/<gtin14 | cn:7 digits>   manufacturer org (the first to commission it)
+    pack/<key>            product, lot, expiry (ISO date), manufacturer, status
+                          (active | dispensed | decommissioned), parent (SSCC or
+                          null), owner, transit (shipment id or null), time, txid
+    unit/<sscc>           children (pack keys and SSCCs), parent, owner, transit,
+                          status (active | decommissioned), time
+    lot/<product>/<lot>   a recall: reason, by, time
+    shipment/<id>         from, to, items, status (shipped | received), times
+    event/<id>/<height:012d>/<txid>   what happened to a pack or unit (EPCIS-like:
+                          action, biz_step, disposition, org, time, parent ...)
+    scan/<height:012d>/<txid>   a verification: code key, verdict, who, where
+
+Every change here is made by the organisation holding the goods (or, for
+commissioning and recalls, the manufacturer; recalls also a regulator).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+
+from carechain.contracts.runtime import Args, Context, Contract, contract_method
+from carechain.errors import ContractError, Forbidden, InvalidInput
+from carechain.identity.roles import OrgType, Role
+from carechain.standards.gs1 import Gs1Date, PackId, parse_pack_code, validate_sscc
+
+MAX_ITEMS = 5000
+"""Packs commissioned, aggregated or shipped in one transaction."""
+
+OPERATORS = {Role.ADMIN, Role.STAFF, Role.PHARMACIST, Role.CLINICIAN}
+MAKERS = {OrgType.MANUFACTURER}
+DISPENSERS = {OrgType.PHARMACY, OrgType.HOSPITAL, OrgType.CLINIC}
+DECOMMISSION_REASONS = ("damaged", "destroyed", "expired", "sample", "stolen", "recalled")
+RECALL_REASONS = ("quality", "safety", "regulatory", "counterfeit", "other")
+
+_LOT = re.compile(r"[!-~]{1,20}")
+_SHIPMENT = re.compile(r"shp-[0-9a-f]{24}")
+_ORG = re.compile(r"[a-z0-9-]{2,40}")
+_PATIENT = re.compile(r"[a-z0-9-]{2,40}:[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+GENUINE = "genuine"
+VERDICTS = {
+    GENUINE: "genuine and saleable",
+    "unknown": "unknown serial: never commissioned (likely counterfeit)",
+    "dispensed": "already dispensed to a patient (a copied code)",
+    "recalled": "recalled by its manufacturer or a regulator",
+    "expired": "past its expiry date",
+    "decommissioned": "taken out of the supply chain",
+    "in_transit": "in transit: not yet received by anyone",
+    "not_in_custody": "not in the custody of whoever is selling it",
+}
+"""What a scan of a pack can say, in words a pharmacist or patient reads."""
+
+
+def block_date(time_ms: int) -> date:
+    return datetime.fromtimestamp(time_ms // 1000, UTC).date()
+
+
+def pack_of(code: str) -> PackId:
+    """A pack from a key (``sgtin:...``, ``cn-trace:...``) or whatever a scanner read."""
+    if not isinstance(code, str):
+        raise ContractError("a pack code must be text")
+    try:
+        if code.startswith(("sgtin:", "cn-trace:")):
+            return PackId.from_key(code)
+        return parse_pack_code(code).pack
+    except InvalidInput as exc:
+        raise ContractError(exc.message) from None
+
+
+def product_of(pack: PackId) -> str:
+    return pack.gtin if pack.gtin is not None else f"cn:{pack.product_code}"
+
+
+def sscc_of(code: str) -> str:
+    if not isinstance(code, str):
+        raise ContractError("an SSCC must be text")
+    try:
+        return validate_sscc(code.removeprefix("sscc:"))
+    except InvalidInput as exc:
+        raise ContractError(exc.message) from None
+
+
+def _item_key(code: Any) -> str:
+    """``unit/<sscc>`` for an SSCC (18 digits or ``sscc:...``), else ``pack/<key>``."""
+    if isinstance(code, str) and (code.startswith("sscc:") or re.fullmatch(r"\d{18}", code)):
+        return f"unit/{sscc_of(code)}"
+    return f"pack/{pack_of(code).key}"
+
+
+def holder(get: Any, key: str) -> tuple[str, dict[str, Any] | None]:
+    """The outermost unit holding ``key`` (``pack/...`` or ``unit/...``) and its document."""
+    doc = get(key)
+    seen = 0
+    while doc is not None and doc.get("parent") is not None and seen < 4:
+        key = f"unit/{doc['parent']}"
+        doc = get(key)
+        seen += 1
+    return key, doc
+
+
+def verdict(get: Any, pack: PackId, seller: str | None, time_ms: int) -> str:
+    """What a scan of ``pack`` says at ``time_ms``; ``seller`` is the organisation selling it
+    (None: a patient or the public checking a pack)."""
+    doc = get(f"pack/{pack.key}")
+    if doc is None:
+        return "unknown"
+    if doc["status"] == "dispensed":
+        return "dispensed"
+    if doc["status"] == "decommissioned":
+        return "decommissioned"
+    if get(f"lot/{doc['product']}/{doc['lot']}") is not None:
+        return "recalled"
+    if block_date(time_ms).isoformat() > doc["expiry"]:
+        return "expired"
+    _, top = holder(get, f"pack/{pack.key}")
+    if top is None or top.get("transit") is not None:
+        return "in_transit"
+    if seller is not None and top["owner"] != seller:
+        return "not_in_custody"
+    return GENUINE
+
+
+class Drugs(Contract):
+    name = "drugs"
+
+    def _event(self, ctx: Context, key: str, action: str, **fields: Any) -> None:
+        """An EPCIS-like event on a pack or unit (``key`` without its kind prefix)."""
+        doc = {"action": action, "org": ctx.caller.org_id, "time": ctx.time_ms, "txid": ctx.txid}
+        doc.update(fields)
+        ctx.put(f"event/{key}/{ctx.block.height:012d}/{ctx.txid}", doc)
+
+    def _must(self, ctx: Context, key: str) -> dict[str, Any]:
+        """A document this contract wrote and never deletes."""
+        doc = ctx.get(key)
+        if doc is None:  # pragma: no cover - a broken invariant, not bad input
+            raise ContractError(f"drugs state is missing {key}")
+        return dict(doc)
+
+    def _owned_top(self, ctx: Context, key: str, what: str) -> dict[str, Any]:
+        """The document at ``key``, which the caller holds, loose and in stock."""
+        doc = ctx.get(key)
+        if doc is None:
+            raise ContractError(f"{what} was never commissioned")
+        if doc["status"] != "active":
+            raise ContractError(f"{what} is {doc['status']}")
+        if doc.get("parent") is not None:
+            raise ContractError(f"{what} is inside {doc['parent']}: disaggregate it first")
+        if doc["owner"] != ctx.caller.org_id:
+            raise Forbidden(f"{what} is not in {ctx.caller.org_id}'s custody")
+        if doc.get("transit") is not None:
+            raise ContractError(f"{what} is in transit ({doc['transit']})")
+        return dict(doc)
+
+    # -- commissioning -------------------------------------------------------------------
+
+    @contract_method(roles=OPERATORS, org_types=MAKERS)
+    def commission(self, ctx: Context, args: Args) -> None:
+        """Give serialised packs their identity: ``packs`` = [{code, lot, expiry}] where
+        ``code`` is a pack key or any scanned form and ``expiry`` is GS1 ``YYMMDD``."""
+        items = args.items("packs", max_items=MAX_ITEMS)
+        if not items:
+            raise ContractError("argument 'packs' is empty")
+        maker = ctx.caller.org_id
+        today = block_date(ctx.time_ms)
+        seen: set[str] = set()
+        products: dict[str, str] = {}
+        for index, item in enumerate(items):
+            where = f"packs[{index}]"
+            if not isinstance(item, dict):
+                raise ContractError(f"{where} must be an object")
+            fields = Args(item)
+            pack = pack_of(fields.text("code", max_length=200))
+            lot = fields.text("lot", pattern=_LOT)
+            raw_expiry = fields.text("expiry", max_length=6)
+            if fields.unread():
+                raise ContractError(f"{where} has unknown field(s): {', '.join(fields.unread())}")
+            try:
+                expiry = Gs1Date(raw_expiry).to_date(today)
+            except InvalidInput as exc:
+                raise ContractError(f"{where}: {exc.message}") from None
+            if expiry < today:
+                raise ContractError(f"{where}: expiry {expiry.isoformat()} has already passed")
+            if pack.key in seen or ctx.get(f"pack/{pack.key}") is not None:
+                raise ContractError(f"{where}: pack {pack.key} is already commissioned")
+            seen.add(pack.key)
+            product = product_of(pack)
+            if product not in products:
+                owner = ctx.get(f"product/{product}")
+                if owner is not None and owner["manufacturer"] != maker:
+                    raise Forbidden(f"{where}: product {product} is {owner['manufacturer']}'s")
+                if owner is None:
+                    ctx.put(f"product/{product}", {"manufacturer": maker, "time": ctx.time_ms})
+                products[product] = maker
+            ctx.put(
+                f"pack/{pack.key}",
+                {
+                    "key": pack.key,
+                    "product": product,
+                    "lot": lot,
+                    "expiry": expiry.isoformat(),
+                    "manufacturer": maker,
+                    "status": "active",
+                    "parent": None,
+                    "owner": maker,
+                    "transit": None,
+                    "time": ctx.time_ms,
+                    "txid": ctx.txid,
+                },
+            )
+            self._event(ctx, pack.key, "ADD", biz_step="commissioning", disposition="active")
+
+    # -- aggregation ---------------------------------------------------------------------
+
+    @contract_method(roles=OPERATORS)
+    def aggregate(self, ctx: Context, args: Args) -> None:
+        """Pack ``children`` (pack codes or SSCCs the caller holds loose) into unit ``parent``."""
+        parent = sscc_of(args.text("parent", max_length=30))
+        children = args.items("children", max_items=MAX_ITEMS)
+        if not children:
+            raise ContractError("argument 'children' is empty")
+        if ctx.get(f"unit/{parent}") is not None:
+            raise ContractError(f"unit {parent} already exists")
+        keys: list[str] = []
+        for index, code in enumerate(children):
+            key = _item_key(code)
+            if key in keys:
+                raise ContractError(f"children[{index}] is listed twice")
+            if key == f"unit/{parent}":
+                raise ContractError("a unit cannot contain itself")
+            doc = self._owned_top(ctx, key, f"children[{index}] ({key.split('/', 1)[1]})")
+            ctx.put(key, dict(doc, parent=parent))
+            keys.append(key)
+        ctx.put(
+            f"unit/{parent}",
+            {
+                "sscc": parent,
+                "children": [k.split("/", 1)[1] for k in keys],
+                "parent": None,
+                "owner": ctx.caller.org_id,
+                "transit": None,
+                "status": "active",
+                "time": ctx.time_ms,
+            },
+        )
+        self._event(ctx, parent, "ADD", biz_step="packing", children=len(keys))
+        for key in keys:
+            self._event(ctx, key.split("/", 1)[1], "ADD", biz_step="packing", parent=parent)
+
+    @contract_method(roles=OPERATORS)
+    def disaggregate(self, ctx: Context, args: Args) -> None:
+        """Open unit ``parent``: its children become loose, held by the caller."""
+        parent = sscc_of(args.text("parent", max_length=30))
+        unit = self._owned_top(ctx, f"unit/{parent}", f"unit {parent}")
+        for child in unit["children"]:
+            key = f"unit/{child}" if child.isdigit() else f"pack/{child}"
+            doc = self._must(ctx, key)
+            ctx.put(key, dict(doc, parent=None, owner=unit["owner"], transit=None))
+            self._event(ctx, child, "DELETE", biz_step="unpacking", parent=parent)
+        ctx.put(f"unit/{parent}", dict(unit, status="decommissioned", children=[]))
+        self._event(ctx, parent, "DELETE", biz_step="unpacking")
+
+    # -- custody -------------------------------------------------------------------------
+
+    @contract_method(roles=OPERATORS)
+    def ship(self, ctx: Context, args: Args) -> None:
+        """Send loose packs and top-level units to organisation ``to``; custody moves
+        only when ``to`` receives shipment ``shipment``."""
+        shipment = args.text("shipment", pattern=_SHIPMENT)
+        to = args.text("to", pattern=_ORG)
+        items = args.items("items", max_items=MAX_ITEMS)
+        if not items:
+            raise ContractError("argument 'items' is empty")
+        if ctx.get(f"shipment/{shipment}") is not None:
+            raise ContractError(f"shipment {shipment} already exists")
+        org = ctx.read("governance", f"org/{to}")
+        if org is None or org.get("status") != "active":
+            raise ContractError(f"unknown receiver: no active organisation {to!r}")
+        if to == ctx.caller.org_id:
+            raise ContractError("a shipment goes to another organisation")
+        keys: list[str] = []
+        for index, code in enumerate(items):
+            key = _item_key(code)
+            if key in keys:
+                raise ContractError(f"items[{index}] is listed twice")
+            doc = self._owned_top(ctx, key, f"items[{index}] ({key.split('/', 1)[1]})")
+            ctx.put(key, dict(doc, transit=shipment))
+            keys.append(key)
+            self._event(
+                ctx,
+                key.split("/", 1)[1],
+                "OBSERVE",
+                biz_step="shipping",
+                disposition="in_transit",
+                to=to,
+                shipment=shipment,
+            )
+        ctx.put(
+            f"shipment/{shipment}",
+            {
+                "id": shipment,
+                "from": ctx.caller.org_id,
+                "to": to,
+                "items": [k.split("/", 1)[1] for k in keys],
+                "status": "shipped",
+                "shipped": ctx.time_ms,
+                "received": None,
+            },
+        )
+
+    @contract_method(roles=OPERATORS)
+    def receive(self, ctx: Context, args: Args) -> None:
+        """Accept shipment ``shipment``: everything in it is now the caller's."""
+        shipment_id = args.text("shipment", pattern=_SHIPMENT)
+        shipment = ctx.get(f"shipment/{shipment_id}")
+        if shipment is None:
+            raise ContractError(f"unknown shipment {shipment_id}")
+        if shipment["to"] != ctx.caller.org_id:
+            raise Forbidden(f"shipment {shipment_id} was not sent to {ctx.caller.org_id}")
+        if shipment["status"] != "shipped":
+            raise ContractError(f"shipment {shipment_id} is already {shipment['status']}")
+        for item in shipment["items"]:
+            key = f"unit/{item}" if item.isdigit() else f"pack/{item}"
+            doc = self._must(ctx, key)
+            ctx.put(key, dict(doc, owner=ctx.caller.org_id, transit=None))
+            self._event(
+                ctx,
+                item,
+                "OBSERVE",
+                biz_step="receiving",
+                disposition="in_progress",
+                source=shipment["from"],
+                shipment=shipment_id,
+            )
+        ctx.put(f"shipment/{shipment_id}", dict(shipment, status="received", received=ctx.time_ms))
+
+    # -- end of the chain ----------------------------------------------------------------
+
+    @contract_method(roles={Role.PHARMACIST, Role.CLINICIAN, Role.STAFF}, org_types=DISPENSERS)
+    def dispense(self, ctx: Context, args: Args) -> None:
+        """Hand a pack to a patient. A pack inside a case the caller holds is taken out."""
+        pack = pack_of(args.text("code", max_length=200))
+        patient = args.text("patient", pattern=_PATIENT, required=False, default="")
+        key = f"pack/{pack.key}"
+        found = verdict(ctx.get, pack, ctx.caller.org_id, ctx.time_ms)
+        if found != GENUINE:
+            raise ContractError(f"pack {pack.key} cannot be dispensed: {VERDICTS[found]}")
+        doc = self._must(ctx, key)
+        if doc["parent"] is not None:  # the pharmacist opens the case
+            unit = self._must(ctx, f"unit/{doc['parent']}")
+            ctx.put(
+                f"unit/{doc['parent']}",
+                dict(unit, children=[c for c in unit["children"] if c != pack.key]),
+            )
+        ctx.put(
+            key,
+            dict(
+                doc,
+                parent=None,
+                owner=ctx.caller.org_id,
+                status="dispensed",
+                dispensed={"time": ctx.time_ms, "txid": ctx.txid, "patient": patient},
+            ),
+        )
+        self._event(
+            ctx, pack.key, "DELETE", biz_step="dispensing", disposition="dispensed", patient=patient
+        )
+
+    @contract_method(roles=OPERATORS)
+    def decommission(self, ctx: Context, args: Args) -> None:
+        """Take a loose pack or unit the caller holds out of the supply chain, with a reason."""
+        key = _item_key(args.text("code", max_length=200))
+        reason = args.text("reason", max_length=20)
+        if reason not in DECOMMISSION_REASONS:
+            raise ContractError(
+                f"reason {reason!r} is not one of {', '.join(DECOMMISSION_REASONS)}"
+            )
+        what = key.split("/", 1)[1]
+        doc = self._owned_top(ctx, key, what)
+        if key.startswith("unit/") and doc["children"]:
+            raise ContractError(f"unit {what} still holds goods: disaggregate it first")
+        ctx.put(key, dict(doc, status="decommissioned", reason=reason))
+        self._event(ctx, what, "DELETE", biz_step="decommissioning", disposition=reason)
+
+    @contract_method(
+        roles={Role.ADMIN, Role.STAFF, Role.AUDITOR},
+        org_types={OrgType.MANUFACTURER, OrgType.REGULATOR},
+    )
+    def recall(self, ctx: Context, args: Args) -> None:
+        """Recall a lot: its manufacturer, or a regulator."""
+        product = args.text("product", max_length=20)
+        lot = args.text("lot", pattern=_LOT)
+        reason = args.text("reason", max_length=20)
+        if reason not in RECALL_REASONS:
+            raise ContractError(f"reason {reason!r} is not one of {', '.join(RECALL_REASONS)}")
+        owner = ctx.get(f"product/{product}")
+        if owner is None:
+            raise ContractError(f"unknown product {product}: nothing of it was commissioned")
+        caller = ctx.caller
+        if caller.org_type is not OrgType.REGULATOR and owner["manufacturer"] != caller.org_id:
+            raise Forbidden(f"only {owner['manufacturer']} or a regulator may recall {product}")
+        if ctx.get(f"lot/{product}/{lot}") is not None:
+            raise ContractError(f"lot {lot} of {product} is already recalled")
+        ctx.put(
+            f"lot/{product}/{lot}",
+            {"reason": reason, "by": caller.org_id, "time": ctx.time_ms, "txid": ctx.txid},
+        )
+
+    @contract_method()
+    def verify(self, ctx: Context, args: Args) -> None:
+        """Record a scan of a pack and what it showed, so that a regulator sees where
+        suspicious codes turn up. ``seller``: whether the caller is selling it."""
+        code = args.text("code", max_length=200)
+        selling = args.boolean("selling", default=False)
+        try:
+            pack: PackId | None = pack_of(code)
+        except ContractError:
+            pack = None
+        seller = ctx.caller.org_id if selling else None
+        found = "unknown" if pack is None else verdict(ctx.get, pack, seller, ctx.time_ms)
+        ctx.put(
+            f"scan/{ctx.block.height:012d}/{ctx.txid}",
+            {
+                "pack": pack.key if pack else None,
+                "verdict": found,
+                "org": ctx.caller.org_id,
+                "by": ctx.caller.fingerprint,
+                "selling": selling,
+                "time": ctx.time_ms,
+            },
+        )

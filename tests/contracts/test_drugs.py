@@ -1,0 +1,219 @@
+"""The drugs contract on a real node: a pack from commissioning to dispensing, and
+every way the supply chain can be abused refused with no state change.
+
+GTIN 09506000134352 is GS1's own example GTIN (GS1 Resolver CE test data; see
+tests/standards/gs1/testdata/README.md). The 20-digit 药品追溯码 values are made
+up: no public sample code was found (same README).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from carechain.api.client import build_transaction
+from carechain.contracts.drugs import verdict
+from carechain.identity.wallet import Credentials
+from carechain.node.node import Node, TxStatus
+from carechain.standards.gs1 import PackId, with_check_digit
+
+Member = Callable[[str], Credentials]
+GTIN = "09506000134352"
+MAKER, CARRIER, PHARMACY = "sinopharm-mfg/qa-01", "jd-logistics/admin", "yf-pharmacy/ph-chen"
+CN_CODE = "81234567890123456789"  # made up: the NMPA rule's layout is not public
+
+
+def send(node: Node, creds: Credentials, method: str, args: dict[str, Any]) -> TxStatus:
+    return node.submit_one(build_transaction(creds, "demo", "drugs", method, args), wait_s=10)
+
+
+def state(node: Node, key: str) -> Any:
+    raw = node.state.get("drugs/" + key)
+    return None if raw is None else orjson.loads(raw)
+
+
+def contract_state(node: Node) -> list[tuple[str, bytes]]:
+    return node.state.scan("drugs/")
+
+
+def sgtin(serial: str) -> str:
+    return PackId.sgtin(GTIN, serial).key
+
+
+def sscc(n: int) -> str:
+    return with_check_digit(f"0950600{n:010d}")
+
+
+def shipment() -> str:
+    return "shp-" + secrets.token_hex(12)
+
+
+def ok(status: TxStatus) -> None:
+    assert status.code == "ok", status.message
+
+
+def packs(*serials: str, lot: str = "LOT1", expiry: str = "291231") -> dict[str, Any]:
+    return {"packs": [{"code": sgtin(s), "lot": lot, "expiry": expiry} for s in serials]}
+
+
+def now_verdict(node: Node, key: str, seller: str | None) -> str:
+    return verdict(lambda k: state(node, k), PackId.from_key(key), seller, int(time.time() * 1000))
+
+
+def move(node: Node, member: Member, items: list[str], sender: str, receiver: str) -> None:
+    to = receiver.split("/")[0]
+    sid = shipment()
+    ok(send(node, member(sender), "ship", {"shipment": sid, "to": to, "items": items}))
+    ok(send(node, member(receiver), "receive", {"shipment": sid}))
+
+
+def test_a_pack_goes_from_factory_to_patient_inside_a_case(node: Node, member: Member) -> None:
+    ok(send(node, member(MAKER), "commission", packs("S1", "S2", "S3")))
+    case = sscc(1)
+    ok(send(node, member(MAKER), "aggregate", {"parent": case, "children": [sgtin("S1"),
+        sgtin("S2"), sgtin("S3")]}))  # fmt: skip
+    # The case moves; the packs inside it follow without being touched.
+    move(node, member, [case], MAKER, CARRIER)
+    assert state(node, f"unit/{case}")["owner"] == "jd-logistics"
+    assert state(node, f"pack/{sgtin('S1')}")["owner"] == "sinopharm-mfg"  # custody is the case's
+    assert now_verdict(node, sgtin("S1"), "jd-logistics") == "genuine"
+    assert now_verdict(node, sgtin("S1"), "yf-pharmacy") == "not_in_custody"
+    move(node, member, [case], CARRIER, PHARMACY)
+    # The pharmacist scans the pack at the counter (Digital Link as in the QR code).
+    link = f"https://id.gs1.org/01/{GTIN}/21/S1"
+    ok(send(node, member(PHARMACY), "dispense", {"code": link, "patient": "pumch:patient-7f3a9c"}))
+    pack = state(node, f"pack/{sgtin('S1')}")
+    assert pack["status"] == "dispensed" and pack["parent"] is None
+    assert sgtin("S1") not in state(node, f"unit/{case}")["children"]
+    assert now_verdict(node, sgtin("S1"), None) == "dispensed"  # a copied code shows it
+    assert now_verdict(node, sgtin("S2"), "yf-pharmacy") == "genuine"
+    steps = [e["biz_step"] for _, e in ((k, orjson.loads(v)) for k, v in
+             node.state.scan(f"drugs/event/{sgtin('S1')}/"))]  # fmt: skip
+    assert steps == ["commissioning", "packing", "dispensing"]
+
+
+def test_a_chinese_traceability_code_is_a_pack_of_equal_standing(
+    node: Node, member: Member
+) -> None:
+    args = {"packs": [{"code": f" {CN_CODE}\r\n", "lot": "B2031", "expiry": "280600"}]}
+    ok(send(node, member(MAKER), "commission", args))
+    pack = state(node, f"pack/cn-trace:{CN_CODE}")
+    assert pack["product"] == "cn:8123456" and pack["expiry"] == "2028-06-30"
+    move(node, member, [CN_CODE], MAKER, PHARMACY)
+    ok(send(node, member(PHARMACY), "dispense", {"code": CN_CODE}))
+    again = send(node, member(PHARMACY), "dispense", {"code": CN_CODE})
+    assert "already dispensed" in (again.message or "")
+
+
+def test_recalls_and_expiry_stop_a_sale(node: Node, member: Member) -> None:
+    ok(send(node, member(MAKER), "commission", packs("R1", lot="BAD7")))
+    stale = send(node, member(MAKER), "commission", packs("E0", lot="OLD1", expiry="200100"))
+    assert "has already passed" in (stale.message or "")
+    move(node, member, [sgtin("R1")], MAKER, PHARMACY)
+    recall = {"product": GTIN, "lot": "BAD7", "reason": "quality"}
+    assert send(node, member(PHARMACY), "recall", recall).code == "forbidden"
+    ok(send(node, member("nmpa/admin"), "recall", recall))
+    refused = send(node, member(PHARMACY), "dispense", {"code": sgtin("R1")})
+    assert "recalled" in (refused.message or "")
+    assert state(node, f"pack/{sgtin('R1')}")["status"] == "active"
+
+
+def test_a_pack_past_its_expiry_is_not_dispensed() -> None:
+    """Expiry is judged at block time: the verdict of a pack whose date has passed."""
+    doc = {"status": "active", "product": GTIN, "lot": "L", "expiry": "2026-01-31",
+           "parent": None, "owner": "yf-pharmacy", "transit": None}  # fmt: skip
+    states = {f"pack/{sgtin('E1')}": doc}
+    pack = PackId.from_key(sgtin("E1"))
+    jan_31, feb_1 = 1769817600000, 1769904000000  # 2026-01-31 and 2026-02-01, 00:00 UTC
+    assert verdict(states.get, pack, "yf-pharmacy", jan_31) == "genuine"
+    assert verdict(states.get, pack, "yf-pharmacy", feb_1) == "expired"
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "args", "code", "words"),
+    [
+        (PHARMACY, "commission", packs("X1"), "forbidden", ""),
+        (MAKER, "commission", {"packs": [{"code": f"(01){GTIN[:-1]}3(21)X1", "lot": "L",
+         "expiry": "291231"}]}, "contract_error", "check digit"),
+        (MAKER, "commission", packs("X1", expiry="291332"), "contract_error", "month 13"),
+        (MAKER, "commission", {"packs": [{"code": "6901234567892", "lot": "L",
+         "expiry": "291231"}]}, "contract_error", "retail barcode"),
+        (MAKER, "commission", {"packs": [{"code": sgtin("X1"), "lot": "L", "expiry": "291231",
+         "patient": "x"}]}, "contract_error", "unknown field"),
+        (MAKER, "commission", {"packs": []}, "contract_error", "empty"),
+        (MAKER, "aggregate", {"parent": "095060000000000016", "children": [sgtin("S1")]},
+         "contract_error", "check digit"),
+        (MAKER, "recall", {"product": GTIN, "lot": "L", "reason": "whim"}, "contract_error",
+         "not one of"),
+        (MAKER, "ship", {"shipment": "shp-1", "to": "yf-pharmacy", "items": [sgtin("S1")]},
+         "contract_error", "shipment"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_refused_and_changes_nothing(
+    node: Node, member: Member, who: str, method: str, args: dict[str, Any], code: str, words: str
+) -> None:
+    before = contract_state(node)
+    status = send(node, member(who), method, args)
+    assert status.code == code, status.message
+    assert words in (status.message or "")
+    assert contract_state(node) == before
+
+
+def test_custody_abuse_is_refused(node: Node, member: Member) -> None:
+    ok(send(node, member(MAKER), "commission", packs("C1", "C2")))
+    before = contract_state(node)
+    # Shipping what you do not hold; receiving what was not sent to you.
+    stolen = {"shipment": shipment(), "to": "yf-pharmacy", "items": [sgtin("C1")]}
+    assert send(node, member(CARRIER), "ship", stolen).code == "forbidden"
+    sid = shipment()
+    ok(send(node, member(MAKER), "ship", {"shipment": sid, "to": "jd-logistics",
+        "items": [sgtin("C1")]}))  # fmt: skip
+    middle = contract_state(node)
+    assert send(node, member(PHARMACY), "receive", {"shipment": sid}).code == "forbidden"
+    # Selling from stock in transit, shipping it twice, dispensing before receiving.
+    assert "in transit" in (send(node, member(MAKER), "ship", {"shipment": shipment(),
+        "to": "yf-pharmacy", "items": [sgtin("C1")]}).message or "")  # fmt: skip
+    assert send(node, member(PHARMACY), "dispense", {"code": sgtin("C1")}).code == (
+        "contract_error"
+    )
+    assert contract_state(node) == middle
+    ok(send(node, member(CARRIER), "receive", {"shipment": sid}))
+    again = send(node, member(CARRIER), "receive", {"shipment": sid})
+    assert "already received" in (again.message or "")
+    # Aggregating a pack twice.
+    ok(send(node, member(MAKER), "aggregate", {"parent": sscc(7), "children": [sgtin("C2")]}))
+    twice = send(node, member(MAKER), "aggregate", {"parent": sscc(8), "children": [sgtin("C2")]})
+    assert "is inside" in (twice.message or "")
+    assert contract_state(node) != before
+
+
+def test_unknown_and_copied_codes_are_caught_and_every_scan_is_recorded(
+    node: Node, member: Member
+) -> None:
+    ok(send(node, member(MAKER), "commission", packs("V1")))
+    move(node, member, [sgtin("V1")], MAKER, PHARMACY)
+    ok(send(node, member(PHARMACY), "verify", {"code": sgtin("V1"), "selling": True}))
+    ok(send(node, member(PHARMACY), "verify", {"code": sgtin("FAKE9"), "selling": True}))
+    ok(send(node, member(PHARMACY), "dispense", {"code": sgtin("V1")}))
+    ok(send(node, member("pumch/patient-7f3a9c"), "verify", {"code": sgtin("V1")}))
+    scans = [orjson.loads(v) for _, v in node.state.scan("drugs/scan/")]
+    assert [(s["verdict"], s["org"]) for s in scans] == [
+        ("genuine", "yf-pharmacy"),
+        ("unknown", "yf-pharmacy"),
+        ("dispensed", "pumch"),
+    ]
+
+
+def test_a_serial_is_commissioned_once_whatever_form_names_it(node: Node, member: Member) -> None:
+    ok(send(node, member(MAKER), "commission", packs("D1")))
+    again = send(node, member(MAKER), "commission", packs("D1"))
+    assert "already commissioned" in (again.message or "")
+    # The same pack in another scanned form is the same pack.
+    element = send(node, member(MAKER), "commission", {"packs": [{"code": f"(01){GTIN}(21)D1",
+        "lot": "LOT1", "expiry": "291231"}]})  # fmt: skip
+    assert "already commissioned" in (element.message or "")
