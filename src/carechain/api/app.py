@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carechain.api.auth import RequestVerifier
+from carechain.api.drugs import add_drug_routes
 from carechain.api.records import add_record_routes
 from carechain.contracts.membership import MemberRecord
 from carechain.crypto.canonical import parse_json
@@ -109,6 +110,7 @@ def create_app(node: Node) -> FastAPI:
 
     Member = Annotated[MemberRecord, Depends(member)]
     add_record_routes(app, node, node.records, member)
+    add_drug_routes(app, node, member)
 
     # -- transactions ------------------------------------------------------------------
 

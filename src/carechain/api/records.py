@@ -20,11 +20,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from carechain.api.signed import commit, signed_call
 from carechain.contracts.membership import MemberRecord
 from carechain.contracts.records import READ_QUERY
 from carechain.crypto.canonical import parse_json
-from carechain.errors import CarechainError, InvalidInput, NotFound
-from carechain.ledger.transaction import SignedTransaction, decode_envelope
+from carechain.errors import InvalidInput, NotFound
+from carechain.ledger.transaction import decode_envelope
 from carechain.node.node import Node
 from carechain.node.records import RecordService, RequestEvidence
 from carechain.node.remote import FORWARDED
@@ -140,27 +141,6 @@ def add_record_routes(
         found: RequestEvidence = request.state.evidence
         return found
 
-    async def signed_call(request: Request, contract: str, method: str) -> SignedTransaction:
-        body = await request.body()
-        tx = decode_envelope(parse_json(body), node.suite)
-        if (tx.body.contract, tx.body.method) != (contract, method):
-            raise InvalidInput(
-                f"this route takes a signed {contract}.{method} transaction, "
-                f"not {tx.body.contract}.{tx.body.method}"
-            )
-        return tx
-
-    async def commit(tx: SignedTransaction, who: MemberRecord, timeout: float) -> dict[str, Any]:
-        if tx.body.signer != who.fingerprint:
-            raise InvalidInput("the transaction must be signed by the member sending the request")
-        status = await run_in_threadpool(node.submit_one, tx, timeout)
-        if status.status == "committed" and status.code != "ok":
-            error = CarechainError(status.message or "rejected")
-            error.code = status.code or "rejected"
-            error.http_status = 403 if status.code == "forbidden" else 422
-            raise error
-        return status.to_json()
-
     # -- records -------------------------------------------------------------------------
 
     @router.post("/v1/records")
@@ -230,11 +210,11 @@ def add_record_routes(
         request: Request, record_id: str, who: Member, timeout: Wait = 10.0
     ) -> Any:
         """Erase a record (body: a signed ``records.erase``); its key is destroyed on commit."""
-        tx = await signed_call(request, "records", "erase")
+        tx = await signed_call(node, request, "records", "erase")
         if tx.body.args.get("record") != record_id:
             raise InvalidInput("the transaction erases another record than the path names")
         service.record(record_id)
-        status = await commit(tx, who, timeout)
+        status = await commit(node, tx, who, timeout)
         if status.get("code") == "ok":
             service.confirm_erased(record_id)
         return status
@@ -340,19 +320,19 @@ def add_record_routes(
     @router.post("/v1/consents")
     async def grant_consent(request: Request, who: Member, timeout: Wait = 10.0) -> Any:
         """Grant consent (body: a signed ``records.grant_consent``)."""
-        tx = await signed_call(request, "records", "grant_consent")
-        return await commit(tx, who, timeout)
+        tx = await signed_call(node, request, "records", "grant_consent")
+        return await commit(node, tx, who, timeout)
 
     @router.post("/v1/consents/{consent_id}/revoke")
     async def revoke_consent(
         request: Request, consent_id: str, who: Member, timeout: Wait = 10.0
     ) -> Any:
         """Revoke consent (body: a signed ``records.revoke_consent``)."""
-        tx = await signed_call(request, "records", "revoke_consent")
+        tx = await signed_call(node, request, "records", "revoke_consent")
         if tx.body.args.get("consent") != consent_id:
             raise InvalidInput("the transaction revokes another consent than the path names")
         if node.state.get(f"records/consent/{consent_id}") is None:
             raise NotFound(f"no consent {consent_id} on this chain")
-        return await commit(tx, who, timeout)
+        return await commit(node, tx, who, timeout)
 
     app.include_router(router)

@@ -1,0 +1,143 @@
+"""What a node tells about drug packs: a pack's verdict and journey, shipments, scans.
+
+Everything here reads committed state; changes go through the drugs contract.
+The journey of a pack is its own events plus those of every case or pallet it
+travelled in, for the time it was inside (a pallet's shipping is the pack's).
+The public view leaves out who a pack was dispensed to.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from carechain.contracts.drugs import VERDICTS, holder, pack_of, verdict
+from carechain.errors import ContractError, InvalidInput, NotFound
+from carechain.standards.gs1 import PackId
+
+if TYPE_CHECKING:
+    from carechain.node.node import Node
+
+PREFIX = "drugs/"
+STEP_WORDS = {
+    "commissioning": "made and serialised",
+    "packing": "packed into a case or pallet",
+    "unpacking": "unpacked",
+    "shipping": "shipped",
+    "receiving": "received",
+    "dispensing": "dispensed to a patient",
+    "decommissioning": "taken out of the supply chain",
+}
+
+
+class DrugService:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def _get(self, key: str) -> Any | None:
+        raw = self.node.state.get(PREFIX + key)
+        return None if raw is None else orjson.loads(raw)
+
+    def _events(self, item: str) -> list[dict[str, Any]]:
+        rows = self.node.state.scan(f"{PREFIX}event/{item}/")
+        return [orjson.loads(v) for _, v in rows]
+
+    def pack(self, code: str) -> PackId:
+        try:
+            return pack_of(code)
+        except ContractError as exc:
+            raise InvalidInput(exc.message) from None
+
+    def view(self, code: str, seller: str | None = None, *, public: bool = False) -> dict[str, Any]:
+        """A pack: its verdict (in words), product, lot, expiry, holder and journey."""
+        pack = self.pack(code)
+        now = max(self.node.state.time_ms, int(time.time() * 1000))
+        found = verdict(self._get, pack, seller, now)
+        doc = self._get(f"pack/{pack.key}")
+        view: dict[str, Any] = {
+            "pack": pack.key,
+            "gtin": pack.gtin,
+            "serial": pack.serial,
+            "verdict": found,
+            "says": VERDICTS[found],
+        }
+        if doc is None:
+            return view
+        top_key, top = holder(self._get, f"pack/{pack.key}")
+        view.update(
+            product=doc["product"],
+            lot=doc["lot"],
+            expiry=doc["expiry"],
+            manufacturer=doc["manufacturer"],
+            status=doc["status"],
+            holder=None if top is None else top["owner"],
+            inside=None if top_key == f"pack/{pack.key}" else top_key.split("/", 1)[1],
+            recall=self._get(f"lot/{doc['product']}/{doc['lot']}"),
+            journey=self.journey(pack.key, public=public),
+        )
+        return view
+
+    def journey(self, item: str, *, public: bool = False) -> list[dict[str, Any]]:
+        """The pack's events and its containers' while it was inside, oldest first."""
+        steps = self._journey(item, 0, 2**62, 0)
+        steps.sort(key=lambda e: (e["time"], e.get("txid", "")))
+        out = []
+        for event in steps:
+            shown = {
+                "time": event["time"],
+                "org": event["org"],
+                "step": event.get("biz_step"),
+                "says": STEP_WORDS.get(event.get("biz_step", ""), event.get("biz_step")),
+                "disposition": event.get("disposition"),
+            }
+            for field in ("to", "source", "parent", "shipment"):
+                if event.get(field):
+                    shown[field] = event[field]
+            if not public and event.get("patient"):
+                shown["patient"] = event["patient"]
+            out.append(shown)
+        return out
+
+    def _journey(self, item: str, start: int, end: int, depth: int) -> list[dict[str, Any]]:
+        events = [e for e in self._events(item) if start <= e["time"] <= end]
+        found = list(events)
+        if depth >= 3:
+            return found
+        inside: str | None = None
+        since = start
+        for event in events:
+            step = event.get("biz_step")
+            if step == "packing" and event.get("parent"):
+                inside, since = event["parent"], event["time"]
+            elif step in ("unpacking", "dispensing") and inside is not None:
+                found += self._container(inside, since, event["time"], depth)
+                inside = None
+        if inside is not None:
+            found += self._container(inside, since, end, depth)
+        return found
+
+    def _container(self, sscc: str, start: int, end: int, depth: int) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self._journey(sscc, start, end, depth + 1)
+            if e.get("biz_step") not in ("packing", "unpacking") or e.get("parent")
+        ]
+
+    def shipment(self, shipment_id: str) -> dict[str, Any]:
+        found = self._get(f"shipment/{shipment_id}")
+        if found is None:
+            raise NotFound(f"no shipment {shipment_id}")
+        return dict(found)
+
+    def scans(self, after: str = "", limit: int = 100, suspicious: bool = False) -> dict[str, Any]:
+        """Verification scans, oldest first; ``suspicious``: only verdicts other than genuine."""
+        prefix = f"{PREFIX}scan/"
+        start = prefix + after if after else ""
+        rows = self.node.state.scan(prefix, limit, start)
+        scans = [orjson.loads(v) for _, v in rows]
+        if suspicious:
+            scans = [s for s in scans if s["verdict"] != "genuine"]
+        next_key = rows[-1][0][len(prefix) :] if len(rows) == limit else None
+        return {"scans": scans, "next": next_key}

@@ -1,0 +1,121 @@
+"""Drug traceability over REST on 127.0.0.1, and the public page a pack's QR code opens.
+
+GTIN 09506000134352 is GS1's own example GTIN (tests/standards/gs1/testdata/README.md).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from carechain.api.client import ApiError, NodeClient, build_transaction
+from carechain.identity.wallet import Credentials
+from carechain.standards.gs1 import PackId
+from carechain.standards.qr import read_pack
+from support import Server
+
+Member = Callable[[str], Credentials]
+GTIN = "09506000134352"
+PATIENT = "pumch:patient-7f3a9c"
+
+
+@pytest.fixture
+def as_member(api: Server, member: Member) -> Iterator[Callable[[str], NodeClient]]:
+    clients: list[NodeClient] = []
+
+    def make(name: str) -> NodeClient:
+        clients.append(NodeClient(api.url, member(name)))
+        return clients[-1]
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+def call(c: NodeClient, method: str, args: dict[str, Any]) -> Any:
+    tx = build_transaction(c.creds, "demo", "drugs", method, args)
+    return c.request("POST", f"/v1/drugs/{method}", raw_body=tx.wire_bytes())
+
+
+def key(serial: str) -> str:
+    return PackId.sgtin(GTIN, serial).key
+
+
+@pytest.fixture
+def at_pharmacy(as_member: Callable[[str], NodeClient]) -> list[str]:
+    maker, pharmacy = as_member("sinopharm-mfg/qa-01"), as_member("yf-pharmacy/ph-chen")
+    packs = [{"code": key(s), "lot": "LOT1", "expiry": "291231"} for s in ("P1", "P2")]
+    assert call(maker, "commission", {"packs": packs})["code"] == "ok"
+    shipment = "shp-" + secrets.token_hex(12)
+    ship = {"shipment": shipment, "to": "yf-pharmacy", "items": [key("P1"), key("P2")]}
+    call(maker, "ship", ship)
+    call(pharmacy, "receive", {"shipment": shipment})
+    return [key("P1"), key("P2")]
+
+
+def test_a_pack_is_followed_and_dispensed_at_the_counter(
+    as_member: Callable[[str], NodeClient], at_pharmacy: list[str], api: Server
+) -> None:
+    pharmacy = as_member("yf-pharmacy/ph-chen")
+    link = f"https://id.gs1.org/01/{GTIN}/21/P1"
+    view = pharmacy.request("GET", "/v1/drugs/pack", params={"code": link, "selling": "true"})
+    assert view["verdict"] == "genuine" and view["holder"] == "yf-pharmacy"
+    assert [s["step"] for s in view["journey"]] == ["commissioning", "shipping", "receiving"]
+    call(pharmacy, "dispense", {"code": link, "patient": PATIENT})
+    after = pharmacy.request("GET", "/v1/drugs/pack", params={"code": at_pharmacy[0]})
+    assert after["verdict"] == "dispensed" and after["journey"][-1]["patient"] == PATIENT
+    with pytest.raises(ApiError) as twice:
+        call(pharmacy, "dispense", {"code": link})
+    assert twice.value.http_status == 422 and "already dispensed" in twice.value.message
+    # The public page: no login, the verdict in words and colour, the journey, no patient.
+    page = httpx.get(f"{api.url}/01/{GTIN}/21/P1")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "already dispensed to a patient" in page.text and "yf-pharmacy" in page.text
+    assert PATIENT not in page.text and "patient-7f3a9c" not in page.text
+    genuine = httpx.get(f"{api.url}/01/{GTIN}/10/LOT1/21/P2")
+    assert "genuine and saleable" in genuine.text and "#1b7f3b" in genuine.text
+
+
+def test_unknown_and_malformed_codes_on_the_public_page(api: Server) -> None:
+    unknown = httpx.get(f"{api.url}/01/{GTIN}/21/NEVER")
+    assert unknown.status_code == 200 and "never commissioned" in unknown.text
+    wrong_digit = httpx.get(f"{api.url}/01/09506000134353/21/X")
+    assert wrong_digit.status_code == 400 and "check digit" in wrong_digit.text
+    retail = httpx.get(f"{api.url}/cn/6901234567892")
+    assert retail.status_code == 400 and "商品条码" in retail.text
+
+
+def test_the_qr_code_round_trips_and_a_photo_is_checked(
+    as_member: Callable[[str], NodeClient], at_pharmacy: list[str]
+) -> None:
+    pharmacy = as_member("yf-pharmacy/ph-chen")
+    png = pharmacy.request_raw("GET", "/v1/drugs/qr", params={"code": at_pharmacy[1]}).content
+    assert read_pack(png).pack.key == at_pharmacy[1]
+    view = pharmacy.request("POST", "/v1/drugs/scan-image", raw_body=png)
+    assert view["pack"] == at_pharmacy[1] and view["verdict"] == "genuine"
+    with pytest.raises(ApiError) as garbage:
+        pharmacy.request("POST", "/v1/drugs/scan-image", raw_body=b"not an image")
+    assert garbage.value.http_status == 400
+
+
+def test_scans_are_for_regulators_and_routes_take_their_own_method(
+    as_member: Callable[[str], NodeClient], at_pharmacy: list[str]
+) -> None:
+    pharmacy = as_member("yf-pharmacy/ph-chen")
+    call(pharmacy, "verify", {"code": key("FAKE1"), "selling": True})
+    scans = as_member("nmpa/admin").request("GET", "/v1/drugs/scans", params={"suspicious": "true"})
+    assert [(s["verdict"], s["org"]) for s in scans["scans"]] == [("unknown", "yf-pharmacy")]
+    with pytest.raises(ApiError) as forbidden:
+        pharmacy.request("GET", "/v1/drugs/scans")
+    assert forbidden.value.http_status == 403
+    tx = build_transaction(pharmacy.creds, "demo", "drugs", "verify", {"code": key("P1")})
+    with pytest.raises(ApiError) as wrong_route:
+        pharmacy.request("POST", "/v1/drugs/dispense", raw_body=tx.wire_bytes())
+    assert wrong_route.value.http_status == 400 and "drugs.dispense" in wrong_route.value.message
+    with pytest.raises(ApiError) as bad_json:
+        pharmacy.request("POST", "/v1/drugs/ship", raw_body=b"{")
+    assert bad_json.value.http_status == 400
