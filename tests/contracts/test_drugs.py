@@ -145,7 +145,9 @@ def test_a_pack_past_its_expiry_is_not_dispensed() -> None:
          "expiry": "291231"}]}, "contract_error", "retail barcode"),
         (MAKER, "commission", {"packs": [{"code": sgtin("X1"), "lot": "L", "expiry": "291231",
          "patient": "x"}]}, "contract_error", "unknown field"),
-        (MAKER, "commission", {"packs": []}, "contract_error", "empty"),
+        (MAKER, "commission", {"packs": []}, "contract_error", "no packs"),
+        (MAKER, "commission", {"lot": "L", "expiry": "291231", "codes": [sgtin("X1")],
+         "note": "x"}, "contract_error", "unknown argument"),
         (MAKER, "aggregate", {"parent": "095060000000000016", "children": [sgtin("S1")]},
          "contract_error", "check digit"),
         (MAKER, "recall", {"product": GTIN, "lot": "L", "reason": "whim"}, "contract_error",
@@ -207,6 +209,14 @@ def test_unknown_and_copied_codes_are_caught_and_every_scan_is_recorded(
         ("unknown", "yf-pharmacy"),
         ("dispensed", "pumch"),
     ]
+
+
+def test_a_whole_lot_is_commissioned_in_the_compact_form(node: Node, member: Member) -> None:
+    codes = [sgtin(f"B{i:05d}") for i in range(5000)]
+    args = {"lot": "LOT9", "expiry": "300630", "codes": codes}
+    ok(send(node, member(MAKER), "commission", args))
+    assert len(node.state.scan("drugs/pack/")) == 5000
+    assert state(node, f"pack/{codes[-1]}")["expiry"] == "2030-06-30"
 
 
 def test_a_serial_is_commissioned_once_whatever_form_names_it(node: Node, member: Member) -> None:

@@ -38,7 +38,8 @@ from carechain.identity.roles import OrgType, Role
 from carechain.standards.gs1 import Gs1Date, PackId, parse_pack_code, validate_sscc
 
 MAX_ITEMS = 5000
-"""Packs commissioned, aggregated or shipped in one transaction."""
+"""Packs commissioned, aggregated or shipped in one transaction (a transaction is at most
+256 KiB: 5,000 codes fit in the ``codes`` form of ``commission``, about 2,500 in ``packs``)."""
 
 OPERATORS = {Role.ADMIN, Role.STAFF, Role.PHARMACIST, Role.CLINICIAN}
 MAKERS = {OrgType.MANUFACTURER}
@@ -170,10 +171,21 @@ class Drugs(Contract):
     @contract_method(roles=OPERATORS, org_types=MAKERS)
     def commission(self, ctx: Context, args: Args) -> None:
         """Give serialised packs their identity: ``packs`` = [{code, lot, expiry}] where
-        ``code`` is a pack key or any scanned form and ``expiry`` is GS1 ``YYMMDD``."""
-        items = args.items("packs", max_items=MAX_ITEMS)
+        ``code`` is a pack key or any scanned form and ``expiry`` is GS1 ``YYMMDD``; or,
+        for a lot at once, ``lot``, ``expiry`` and ``codes`` = [code, ...]."""
+        if "codes" in ctx.tx.body.args:
+            shared_lot = args.text("lot", pattern=_LOT)
+            shared_expiry = args.text("expiry", max_length=6)
+            codes = args.items("codes", max_items=MAX_ITEMS)
+            if args.unread():
+                raise ContractError(f"unknown argument(s): {', '.join(args.unread())}")
+            items: list[Any] = [
+                {"code": c, "lot": shared_lot, "expiry": shared_expiry} for c in codes
+            ]
+        else:
+            items = args.items("packs", max_items=MAX_ITEMS)
         if not items:
-            raise ContractError("argument 'packs' is empty")
+            raise ContractError("no packs to commission")
         maker = ctx.caller.org_id
         today = block_date(ctx.time_ms)
         seen: set[str] = set()
