@@ -14,7 +14,8 @@ import pytest
 
 from carechain.api.client import ApiError, NodeClient, build_transaction
 from carechain.identity.wallet import Credentials
-from carechain.standards.gs1 import PackId
+from carechain.standards.epcis import import_document
+from carechain.standards.gs1 import PackId, with_check_digit
 from carechain.standards.qr import read_pack
 from support import Server
 
@@ -119,3 +120,27 @@ def test_scans_are_for_regulators_and_routes_take_their_own_method(
     with pytest.raises(ApiError) as bad_json:
         pharmacy.request("POST", "/v1/drugs/ship", raw_body=b"{")
     assert bad_json.value.http_status == 400
+
+
+def test_a_packs_journey_exports_as_epcis_and_reads_back_as_the_same_calls(
+    as_member: Callable[[str], NodeClient],
+) -> None:
+    maker, pharmacy = as_member("sinopharm-mfg/qa-01"), as_member("yf-pharmacy/ph-chen")
+    codes = [key("E1"), key("E2")]
+    call(maker, "commission", {"lot": "LOT5", "expiry": "300131", "codes": codes})
+    case = with_check_digit("09506000000000077")
+    call(maker, "aggregate", {"parent": case, "children": codes})
+    shipment = "shp-" + secrets.token_hex(12)
+    call(maker, "ship", {"shipment": shipment, "to": "yf-pharmacy", "items": [case]})
+    call(pharmacy, "receive", {"shipment": shipment})
+    call(pharmacy, "dispense", {"code": codes[0], "patient": PATIENT})
+    doc = pharmacy.request("GET", "/v1/drugs/epcis", params={"code": codes[0]})
+    assert doc["type"] == "EPCISDocument" and doc["schemaVersion"] == "2.0"
+    assert PATIENT not in str(doc) and "patient-7f3a9c" not in str(doc)
+    commands = import_document(doc)
+    assert [c.method for c in commands] == ["commission", "aggregate", "ship", "receive",
+                                            "dispense"]  # fmt: skip
+    assert commands[2].args["items"] == [case] and commands[2].args["to"] == "yf-pharmacy"
+    with pytest.raises(ApiError) as unknown:
+        pharmacy.request("GET", "/v1/drugs/epcis", params={"code": key("NOPE")})
+    assert unknown.value.http_status == 404

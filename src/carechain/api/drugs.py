@@ -7,6 +7,7 @@ Link path, what the QR code on a pack opens) and ``/cn/{code}`` (a 药品追溯�
 need no login and show no patient data.
 """
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from html import escape
@@ -23,6 +24,7 @@ from carechain.errors import CarechainError, Forbidden, InvalidInput
 from carechain.identity.roles import OrgType, Role
 from carechain.node.drugs import DrugService
 from carechain.node.node import Node
+from carechain.standards.epcis import ExportContext, export_document
 from carechain.standards.gs1 import PackId
 from carechain.standards.qr import qr_png, qr_svg, read_pack
 
@@ -85,6 +87,15 @@ def add_drug_routes(
         if format == "svg":
             return Response(qr_svg(pack_id), media_type="image/svg+xml")
         raise InvalidInput(f"format must be png or svg, not {format!r}")
+
+    @router.get("/v1/drugs/epcis")
+    async def epcis(
+        _: Member, code: Annotated[list[str], Query(max_length=1000)], zone: str = "+00:00"
+    ) -> Any:
+        """The journeys of packs (``code`` repeated) as a GS1 EPCIS 2.0 JSON-LD document."""
+        events = service.custody_events(code)
+        now = max(node.state.time_ms, int(time.time() * 1000))
+        return export_document(events, ExportContext(now, zone=zone))
 
     @router.get("/v1/drugs/shipments/{shipment_id}")
     async def shipment(shipment_id: str, who: Member) -> Any:

@@ -15,6 +15,7 @@ import orjson
 
 from carechain.contracts.drugs import VERDICTS, holder, pack_of, verdict
 from carechain.errors import ContractError, InvalidInput, NotFound
+from carechain.standards.epcis import CustodyEvent
 from carechain.standards.gs1 import PackId
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class DrugService:
         return out
 
     def _journey(self, item: str, start: int, end: int, depth: int) -> list[dict[str, Any]]:
-        events = [e for e in self._events(item) if start <= e["time"] <= end]
+        events = [dict(e, subject=item) for e in self._events(item) if start <= e["time"] <= end]
         found = list(events)
         if depth >= 3:
             return found
@@ -124,6 +125,28 @@ class DrugService:
             for e in self._journey(sscc, start, end, depth + 1)
             if e.get("biz_step") not in ("packing", "unpacking") or e.get("parent")
         ]
+
+    def custody_events(self, codes: list[str]) -> list[CustodyEvent]:
+        """The events of packs' journeys, for an EPCIS document: each pack's own (with its
+        lot and expiry) and its cases' and pallets' shipping and receiving while inside."""
+        out: dict[tuple[str, str], CustodyEvent] = {}
+        for code in codes:
+            pack = self.pack(code)
+            doc = self._get(f"pack/{pack.key}")
+            if doc is None:
+                raise NotFound(f"pack {pack.key} was never commissioned")
+            for event in self._journey(pack.key, 0, 2**62, 0):
+                subject = event.pop("subject")
+                if subject != pack.key and event.get("biz_step") in ("packing", "unpacking"):
+                    continue  # the pack's own packing events say it
+                mine = subject == pack.key
+                out[(subject, event["txid"])] = CustodyEvent(
+                    subject,
+                    event,
+                    doc["lot"] if mine else None,
+                    doc["expiry"] if mine else None,
+                )
+        return sorted(out.values(), key=lambda e: (e.event["time"], e.event["txid"], e.subject))
 
     def shipment(self, shipment_id: str) -> dict[str, Any]:
         found = self._get(f"shipment/{shipment_id}")
