@@ -16,7 +16,7 @@ from carechain.api.client import ApiError, NodeClient, build_transaction
 from carechain.identity.wallet import Credentials
 from carechain.standards.epcis import import_document
 from carechain.standards.gs1 import PackId, with_check_digit
-from carechain.standards.qr import read_pack
+from carechain.standards.qr import read_codes, read_pack
 from support import Server
 
 Member = Callable[[str], Credentials]
@@ -144,3 +144,29 @@ def test_a_packs_journey_exports_as_epcis_and_reads_back_as_the_same_calls(
     with pytest.raises(ApiError) as unknown:
         pharmacy.request("GET", "/v1/drugs/epcis", params={"code": key("NOPE")})
     assert unknown.value.http_status == 404
+
+
+def test_the_qr_code_opens_this_nodes_page_and_oversize_calls_are_refused(
+    as_member: Callable[[str], NodeClient], at_pharmacy: list[str], api: Server
+) -> None:
+    pharmacy = as_member("yf-pharmacy/ph-chen")
+    png = pharmacy.request_raw("GET", "/v1/drugs/qr", params={"code": at_pharmacy[0]}).content
+    (decoded,) = read_codes(png)
+    assert decoded.text == f"{api.url}/01/{GTIN}/21/P1"
+    assert "genuine and saleable" in httpx.get(decoded.text).text
+    huge = {"lot": "L", "expiry": "301231", "codes": [key(f"H{i:07d}") for i in range(9000)]}
+    tx = build_transaction(as_member("sinopharm-mfg/qa-01").creds, "demo", "drugs",
+                           "commission", huge)  # fmt: skip
+    with pytest.raises(ApiError) as oversize:
+        pharmacy.request("POST", "/v1/drugs/commission", raw_body=tx.wire_bytes())
+    assert oversize.value.http_status == 413 and "the limit is" in oversize.value.message
+
+
+def test_a_recall_names_its_product_by_a_gtin_of_any_length(
+    as_member: Callable[[str], NodeClient], at_pharmacy: list[str]
+) -> None:
+    recall = {"product": GTIN.lstrip("0"), "lot": "LOT1", "reason": "safety"}  # 13 digits
+    assert call(as_member("nmpa/admin"), "recall", recall)["code"] == "ok"
+    view = as_member("yf-pharmacy/ph-chen").request("GET", "/v1/drugs/pack",
+                                                    params={"code": at_pharmacy[0]})  # fmt: skip
+    assert view["verdict"] == "recalled"

@@ -79,13 +79,17 @@ def add_drug_routes(
         return service.view(scanned.pack.key, who.org_id if selling else None)
 
     @router.get("/v1/drugs/qr")
-    async def qr(_: Member, code: str, format: str = "png") -> Response:
-        """The QR code (GS1 Digital Link) of a pack, as PNG or SVG."""
+    async def qr(
+        request: Request, _: Member, code: str, format: str = "png", resolver: str = ""
+    ) -> Response:
+        """The QR code (GS1 Digital Link) of a pack, as PNG or SVG. The link opens this
+        node's public page unless ``resolver`` names another (https://id.gs1.org)."""
         pack_id = service.pack(code)
+        base = resolver or str(request.base_url).rstrip("/")
         if format == "png":
-            return Response(qr_png(pack_id), media_type="image/png")
+            return Response(qr_png(pack_id, resolver=base), media_type="image/png")
         if format == "svg":
-            return Response(qr_svg(pack_id), media_type="image/svg+xml")
+            return Response(qr_svg(pack_id, resolver=base), media_type="image/svg+xml")
         raise InvalidInput(f"format must be png or svg, not {format!r}")
 
     @router.get("/v1/drugs/epcis")

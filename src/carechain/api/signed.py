@@ -9,8 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from carechain.contracts.membership import MemberRecord
 from carechain.crypto.canonical import parse_json
-from carechain.errors import CarechainError, InvalidInput
-from carechain.ledger.transaction import SignedTransaction, decode_envelope
+from carechain.errors import CarechainError, InvalidInput, Oversize
+from carechain.ledger.transaction import MAX_ENVELOPE_BYTES, SignedTransaction, decode_envelope
 from carechain.node.node import Node
 
 
@@ -18,7 +18,10 @@ async def signed_call(
     node: Node, request: Request, contract: str, method: str
 ) -> SignedTransaction:
     """The request body: a signed ``contract.method`` transaction, or a clear refusal."""
-    tx = decode_envelope(parse_json(await request.body()), node.suite)
+    body = await request.body()
+    if len(body) > MAX_ENVELOPE_BYTES:
+        raise Oversize(f"transaction is {len(body)} bytes; the limit is {MAX_ENVELOPE_BYTES}")
+    tx = decode_envelope(parse_json(body), node.suite)
     if (tx.body.contract, tx.body.method) != (contract, method):
         raise InvalidInput(
             f"this route takes a signed {contract}.{method} transaction, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from carechain.cli import audit, consent, init, network, proof, query, tx, up, verify
+from carechain.cli import audit, consent, drugs, init, network, proof, query, tx, up, verify
 from carechain.cli.members import identity_app, org_app
 from carechain.cli.records import records_app
 
@@ -29,6 +29,7 @@ app.add_typer(network.app, name="network")
 app.add_typer(records_app, name="records")
 app.add_typer(consent.app, name="consent")
 app.add_typer(audit.app, name="audit")
+app.add_typer(drugs.app, name="drugs")
 
 
 def main() -> None:

@@ -35,7 +35,13 @@ from typing import Any
 from carechain.contracts.runtime import Args, Context, Contract, contract_method
 from carechain.errors import ContractError, Forbidden, InvalidInput
 from carechain.identity.roles import OrgType, Role
-from carechain.standards.gs1 import Gs1Date, PackId, parse_pack_code, validate_sscc
+from carechain.standards.gs1 import (
+    Gs1Date,
+    PackId,
+    normalise_gtin,
+    parse_pack_code,
+    validate_sscc,
+)
 
 MAX_ITEMS = 5000
 """Packs commissioned, aggregated or shipped in one transaction (a transaction is at most
@@ -414,6 +420,11 @@ class Drugs(Contract):
     def recall(self, ctx: Context, args: Args) -> None:
         """Recall a lot: its manufacturer, or a regulator."""
         product = args.text("product", max_length=20)
+        if product.isdigit():  # a GTIN in any length names its GTIN-14
+            try:
+                product = normalise_gtin(product)
+            except InvalidInput as exc:
+                raise ContractError(exc.message) from None
         lot = args.text("lot", pattern=_LOT)
         reason = args.text("reason", max_length=20)
         if reason not in RECALL_REASONS:

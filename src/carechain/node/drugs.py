@@ -158,9 +158,19 @@ class DrugService:
         """Verification scans, oldest first; ``suspicious``: only verdicts other than genuine."""
         prefix = f"{PREFIX}scan/"
         start = prefix + after if after else ""
-        rows = self.node.state.scan(prefix, limit, start)
-        scans = [orjson.loads(v) for _, v in rows]
-        if suspicious:
-            scans = [s for s in scans if s["verdict"] != "genuine"]
-        next_key = rows[-1][0][len(prefix) :] if len(rows) == limit else None
+        scans: list[dict[str, Any]] = []
+        last = ""
+        while True:
+            rows = self.node.state.scan(prefix, limit, start)
+            for row_key, value in rows:
+                scan = orjson.loads(value)
+                if not suspicious or scan["verdict"] != "genuine":
+                    scans.append(scan)
+                    last = row_key
+                    if len(scans) == limit:
+                        break
+            if len(scans) == limit or len(rows) < limit:
+                break
+            start = rows[-1][0]
+        next_key = last[len(prefix) :] if len(scans) == limit else None
         return {"scans": scans, "next": next_key}

@@ -1,0 +1,616 @@
+"""``carechain drugs``: serialised drug packs from the factory to the patient.
+
+Each change is a signed ``drugs.*`` transaction sent to its own route
+(``api/drugs.py``), which answers once it commits; the rules are the drugs
+contract's (``contracts/drugs.py``). Every pack code is read here first with
+``standards.gs1.parse_pack_code``, in whatever form it was scanned (GS1
+Digital Link, element string, 20-digit 药品追溯码, or a pack key), so that a
+typo is a one-line error naming it before anything is signed; what goes on
+the chain is the pack's key.
+
+``check`` prints the verdict in words (coloured on a terminal) and exits 1
+when it is not genuine, so a script can act on it; errors exit 2.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from carechain.api.client import NodeClient, build_transaction
+from carechain.cli.common import (
+    DEFAULT_NODE,
+    IdentityOption,
+    NodeOption,
+    client,
+    fail,
+    friendly,
+    show,
+)
+from carechain.cli.records import AfterOption, JsonOption, LimitOption, committed_line, iso
+from carechain.contracts.drugs import DECOMMISSION_REASONS, GENUINE, MAX_ITEMS, RECALL_REASONS
+from carechain.errors import CarechainError
+from carechain.identity.wallet import load_credentials
+from carechain.ledger.transaction import MAX_ENVELOPE_BYTES
+from carechain.standards.gs1 import (
+    Gs1Date,
+    InvalidGs1,
+    PackId,
+    normalise_gtin,
+    parse_digital_link,
+    parse_element_string,
+    parse_pack_code,
+    validate_sscc,
+)
+
+app = typer.Typer(
+    help="Drug traceability: commission, pack, ship, receive, dispense, recall and check packs.",
+    no_args_is_help=True,
+)
+
+ENVELOPE_BUDGET = MAX_ENVELOPE_BYTES - 4096
+"""Bytes of pack entries per transaction: a node refuses an envelope over
+``MAX_ENVELOPE_BYTES``, and 5,000 packs with lots would pass it."""
+BIG_WAIT_S = 60.0
+"""How long a large commissioning waits for its commit (the routes' limit)."""
+_PACK_INDEX = re.compile(r"\bpacks\[(\d+)\]")  # how the contract names a pack it refuses
+_LOT = re.compile(r"[!-~]{1,20}")  # contracts/drugs.py: printable ASCII, 1 to 20 characters
+
+ItemsArgument = Annotated[
+    list[str],
+    typer.Argument(metavar="ITEM", help="Pack codes, and SSCCs (18 digits) of cases and pallets."),
+]
+CodeArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="CODE",
+        help="Pack code in any scanned form: Digital Link, element string, 20-digit 药品追溯码.",
+    ),
+]
+SsccArgument = Annotated[str, typer.Argument(metavar="SSCC", help="SSCC of a case or pallet.")]
+SellingOption = Annotated[
+    bool,
+    typer.Option("--selling", help="Judge custody as if your organisation were selling the pack."),
+]
+RecordOption = Annotated[
+    bool,
+    typer.Option("--record", help="Also record the scan on the chain (a drugs.verify)."),
+]
+
+
+# -- reading codes ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Commissioned:
+    """One pack to commission and where it was read (``FILE:LINE`` or ``argument N``)."""
+
+    code: str
+    lot: str
+    expiry: str
+    where: str
+
+    def entry(self) -> dict[str, str]:
+        return {"code": self.code, "lot": self.lot, "expiry": self.expiry}
+
+
+def pack_key(text: str) -> str:
+    """The key of the pack a scan or key names; raises ``InvalidGs1``."""
+    text = text.strip()
+    if text.startswith(("sgtin:", "cn-trace:")):
+        return PackId.from_key(text).key
+    return parse_pack_code(text).pack.key
+
+
+def item_code(text: str) -> str:
+    """An SSCC (18 digits) for a case or pallet, else the pack's key; raises ``InvalidGs1``."""
+    text = text.strip()
+    if text.startswith("sscc:") or (len(text) == 18 and text.isdigit()):
+        return validate_sscc(text.removeprefix("sscc:"))
+    try:
+        return pack_key(text)
+    except InvalidGs1:
+        try:  # an SSCC label scanned as an element string or a Digital Link
+            if text.lower().startswith(("http://", "https://")):
+                data = parse_digital_link(text).data
+            else:
+                data = parse_element_string(text)
+        except InvalidGs1:
+            data = None
+        if data is not None and data.sscc is not None and data.gtin is None:
+            return data.sscc
+        raise
+
+
+def item_codes(texts: Iterable[str]) -> list[str]:
+    codes = []
+    for index, text in enumerate(texts, start=1):
+        try:
+            codes.append(item_code(text))
+        except InvalidGs1 as exc:
+            fail(f"{exc.code}: argument {index}: {exc.message}")
+    return codes
+
+
+def read_sscc(text: str) -> str:
+    try:
+        return validate_sscc(text.strip().removeprefix("sscc:"))
+    except InvalidGs1 as exc:
+        fail(f"{exc.code}: {exc.message}")
+
+
+def check_lot_and_expiry(lot: str | None, expiry: str | None) -> None:
+    if lot is not None and not _LOT.fullmatch(lot):
+        fail(f"--lot {lot!r}: 1 to 20 printable ASCII characters, no spaces")
+    if expiry is not None:
+        try:
+            when = Gs1Date(expiry).to_date(date.today())
+        except InvalidGs1 as exc:
+            fail(f"{exc.code}: --expiry: {exc.message}")
+        if when < date.today():
+            fail(f"--expiry {expiry} ({when.isoformat()}) has already passed")
+
+
+def commissioned(
+    sources: Iterable[tuple[str, str]], lot: str | None, expiry: str | None
+) -> list[Commissioned]:
+    """Every pack to commission from (where, text) pairs, all read before anything is signed.
+
+    A code that carries its own lot (AI 10) or expiry (AI 17) must agree with
+    ``--lot`` and ``--expiry``, or stands in for them. A pack listed twice is
+    refused with both places, since the contract would refuse it only in a
+    later transaction, after earlier ones had committed.
+    """
+    packs: list[Commissioned] = []
+    first: dict[str, str] = {}
+    for where, text in sources:
+        try:
+            scanned = (
+                parse_pack_code(text) if not text.startswith(("sgtin:", "cn-trace:")) else None
+            )
+            key = scanned.pack.key if scanned else PackId.from_key(text).key
+        except InvalidGs1 as exc:
+            fail(f"{exc.code}: {where}: {exc.message}")
+        own_lot = scanned.lot if scanned else None
+        own_expiry = scanned.expiry.yymmdd if scanned and scanned.expiry else None
+        for own, given, option in ((own_lot, lot, "--lot"), (own_expiry, expiry, "--expiry")):
+            if own is not None and given is not None and own != given:
+                fail(f"{where}: the code says {option[2:]} {own}, but {option} is {given}")
+        pack_lot, pack_expiry = own_lot or lot, own_expiry or expiry
+        if pack_lot is None or pack_expiry is None:
+            missing = "--lot" if pack_lot is None else "--expiry"
+            fail(f"{where}: the code carries no {missing[2:]}: give {missing}")
+        if key in first:
+            fail(f"{where}: pack {key} is already listed at {first[key]}")
+        first[key] = where
+        packs.append(Commissioned(key, pack_lot, pack_expiry, where))
+    return packs
+
+
+def file_lines(file: Path) -> Iterator[tuple[str, str]]:
+    """(``FILE:LINE``, code) for each line of ``file`` that is not blank or a ``#`` comment."""
+    for number, raw in enumerate(file.read_bytes().splitlines(), start=1):
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            fail(f"{file}:{number}: not UTF-8 text")
+        if text and not text.startswith("#"):
+            yield f"{file}:{number}", text
+
+
+def batches(packs: list[Commissioned]) -> Iterator[list[Commissioned]]:
+    """Consecutive runs of at most ``MAX_ITEMS`` packs that fit in one transaction."""
+    batch: list[Commissioned] = []
+    size = 0
+    for pack in packs:
+        entry_size = len(orjson.dumps(pack.entry())) + 1
+        if batch and (len(batch) == MAX_ITEMS or size + entry_size > ENVELOPE_BUDGET):
+            yield batch
+            batch, size = [], 0
+        batch.append(pack)
+        size += entry_size
+    if batch:
+        yield batch
+
+
+def located(message: str, batch: list[Commissioned]) -> str:
+    """``message`` with the contract's ``packs[i]`` (of ``batch``) named by where it was read."""
+
+    def where(found: re.Match[str]) -> str:
+        index = int(found[1])
+        return batch[index].where if index < len(batch) else found[0]
+
+    return _PACK_INDEX.sub(where, message)
+
+
+# -- talking to the node ------------------------------------------------------------------
+
+
+def submit(c: NodeClient, method: str, args: dict[str, Any], wait_s: float = 10.0) -> Any:
+    """Sign ``drugs.<method>`` with ``args``, send it to its route and wait for the commit."""
+    tx = build_transaction(c.creds, c.chain(), "drugs", method, args)
+    return c.request(
+        "POST", f"/v1/drugs/{method}", raw_body=tx.wire_bytes(), params={"timeout": wait_s}
+    )
+
+
+def view_of(c: NodeClient, code: str, selling: bool) -> Any:
+    return c.request("GET", "/v1/drugs/pack", params={"code": code, "selling": selling})
+
+
+# -- formatting ---------------------------------------------------------------------------
+
+
+def verdict_line(view: dict[str, Any]) -> str:
+    """The verdict in words: green on a terminal when genuine, amber in transit, else red."""
+    found = view["verdict"]
+    mark, colour = {GENUINE: ("✔", "green"), "in_transit": ("…", "yellow")}.get(found, ("✘", "red"))
+    return typer.style(f"{mark} {view['says']}", fg=colour, bold=True)
+
+
+def step_words(step: dict[str, Any]) -> str:
+    """What happened at one step of a journey, in words."""
+    words = str(step.get("says") or step.get("step") or "?")
+    if step.get("to"):
+        words += f" to {step['to']}"
+    if step.get("source"):
+        words += f" from {step['source']}"
+    if step.get("parent"):
+        words += f" ({step['parent']})"
+    if step.get("shipment"):
+        words += f", shipment {step['shipment']}"
+    if step.get("step") == "decommissioning" and step.get("disposition"):
+        words += f": {step['disposition']}"
+    if step.get("patient"):
+        words += f" ({step['patient']})"
+    return words
+
+
+def show_view(view: dict[str, Any], as_json: bool) -> None:
+    """A pack's verdict, facts and journey; exit 1 when the verdict is not genuine."""
+    if as_json:
+        show(view)
+    else:
+        typer.echo(verdict_line(view))
+        holder = view.get("holder")
+        if holder and view.get("inside"):
+            holder = f"{holder} (inside {view['inside']})"
+        recall = view.get("recall")
+        rows = [
+            ("pack", view["pack"]),
+            ("product", view.get("product")),
+            ("maker", view.get("manufacturer")),
+            ("lot", view.get("lot")),
+            ("expiry", view.get("expiry")),
+            ("holder", holder),
+            ("status", view.get("status")),
+            (
+                "recalled",
+                recall
+                and f"{iso(recall.get('time'))} by {recall.get('by')}: {recall.get('reason')}",
+            ),
+        ]
+        for label, value in rows:
+            if value:
+                typer.echo(f"{label:<9} {value}")
+        journey = view.get("journey") or []
+        if journey:
+            typer.echo("journey")
+        for step in journey:
+            typer.echo(f"  {iso(step.get('time'))}  {step.get('org', '-'):<16}  {step_words(step)}")
+    if view["verdict"] != GENUINE:
+        raise typer.Exit(1)
+
+
+def record_scan(c: NodeClient, code: str, selling: bool) -> None:
+    result = submit(c, "verify", {"code": code, "selling": selling})
+    typer.echo(f"scan recorded: {committed_line(result)}", err=True)
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+@app.command("commission")
+@friendly
+def commission(
+    identity: IdentityOption,
+    codes: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="CODE",
+            help="Pack codes in any scanned form (Digital Link, element string, "
+            "20-digit 药品追溯码).",
+            show_default=False,
+        ),
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--from-file", help="Codes, one a line (blank lines and # comments skipped)."),
+    ] = None,
+    lot: Annotated[
+        str | None, typer.Option("--lot", help="Lot (batch) number, unless the codes carry it.")
+    ] = None,
+    expiry: Annotated[
+        str | None,
+        typer.Option("--expiry", help="Expiry date YYMMDD (GS1 AI 17), unless the codes carry it."),
+    ] = None,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Give serialised packs their identity on the chain (a manufacturer).
+
+    Every code is read first; a bad one is named by its line and nothing is
+    signed. Large files go in transactions of at most 5,000 packs.
+    """
+    check_lot_and_expiry(lot, expiry)
+    sources = [(f"argument {i}", text.strip()) for i, text in enumerate(codes or [], start=1)]
+    if from_file is not None:
+        sources += list(file_lines(from_file))
+    if not sources:
+        fail("no pack codes: give CODE... or --from-file FILE")
+    packs = commissioned(sources, lot, expiry)
+    parts = list(batches(packs))
+    done = 0
+    with NodeClient(node, load_credentials(identity), timeout=BIG_WAIT_S + 15) as c:
+        for batch in parts:
+            try:
+                result = submit(c, "commission", {"packs": [p.entry() for p in batch]}, BIG_WAIT_S)
+            except CarechainError as exc:
+                exc.message = located(exc.message, batch)
+                if done:  # say what is on the chain, and where to start again
+                    exc.message += (
+                        f" (the first {done:,} packs are commissioned; "
+                        f"from {batch[0].where} on, not)"
+                    )
+                raise
+            line = committed_line(result)
+            done += len(batch)
+            if len(parts) > 1:
+                typer.echo(f"{done:,} of {len(packs):,} packs: {line}", err=True)
+    typer.echo(f"commissioned {len(packs):,} pack(s): {line}")
+
+
+@app.command("aggregate")
+@friendly
+def aggregate(
+    into: Annotated[str, typer.Option("--into", help="SSCC of the case or pallet (18 digits).")],
+    items: ItemsArgument,
+    identity: IdentityOption,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Pack loose packs (or cases) you hold into a case or pallet named by an SSCC."""
+    parent = read_sscc(into)
+    children = item_codes(items)
+    with client(node, identity) as c:
+        result = submit(c, "aggregate", {"parent": parent, "children": children})
+    typer.echo(f"packed {len(children)} item(s) into {parent}: {committed_line(result)}")
+
+
+@app.command("disaggregate")
+@friendly
+def disaggregate(
+    sscc: SsccArgument, identity: IdentityOption, node: NodeOption = DEFAULT_NODE
+) -> None:
+    """Open a case or pallet you hold: what it held is loose again."""
+    parent = read_sscc(sscc)
+    with client(node, identity) as c:
+        result = submit(c, "disaggregate", {"parent": parent})
+    typer.echo(f"unpacked {parent}: {committed_line(result)}")
+
+
+@app.command("ship")
+@friendly
+def ship(
+    to: Annotated[str, typer.Option("--to", help="Receiving organisation's id.")],
+    items: ItemsArgument,
+    identity: IdentityOption,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Send packs and cases you hold to another organisation; prints the shipment id.
+
+    Custody moves only when the receiver runs ``drugs receive`` with that id.
+    """
+    codes = item_codes(items)
+    shipment = "shp-" + secrets.token_hex(12)
+    with client(node, identity) as c:
+        result = submit(c, "ship", {"shipment": shipment, "to": to, "items": codes})
+    line = committed_line(result)
+    typer.echo(shipment)
+    typer.echo(f"shipped {len(codes)} item(s) to {to}: {line}", err=True)
+
+
+@app.command("receive")
+@friendly
+def receive(
+    shipment: Annotated[str, typer.Argument(metavar="SHIPMENT", help="Id from drugs ship.")],
+    identity: IdentityOption,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Accept a shipment sent to your organisation: its goods are now in your custody."""
+    with client(node, identity) as c:
+        line = committed_line(submit(c, "receive", {"shipment": shipment}))
+        found = c.request("GET", f"/v1/drugs/shipments/{shipment}")
+    typer.echo(f"received {shipment} from {found['from']}: {len(found['items'])} item(s): {line}")
+
+
+@app.command("dispense")
+@friendly
+def dispense(
+    code: CodeArgument,
+    identity: IdentityOption,
+    patient: Annotated[
+        str | None, typer.Option("--patient", help="Patient id, <organisation>:<member id>.")
+    ] = None,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Hand a pack to a patient (a pharmacy, hospital or clinic). A copied code is refused."""
+    try:
+        key = pack_key(code)
+    except InvalidGs1 as exc:
+        fail(f"{exc.code}: {exc.message}")
+    args = {"code": key, **({"patient": patient} if patient else {})}
+    with client(node, identity) as c:
+        view = view_of(c, key, selling=True)
+        if view["verdict"] != GENUINE:
+            typer.echo(verdict_line(view))  # the node refuses it below, and says why
+        result = submit(c, "dispense", args)
+    typer.echo(f"dispensed {key}: {committed_line(result)}")
+
+
+@app.command("decommission")
+@friendly
+def decommission(
+    code: Annotated[
+        str, typer.Argument(metavar="ITEM", help="Pack code, or SSCC of an empty case.")
+    ],
+    reason: Annotated[str, typer.Option("--reason", help=", ".join(DECOMMISSION_REASONS))],
+    identity: IdentityOption,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Take a loose pack (or an empty case) you hold out of the supply chain."""
+    if reason not in DECOMMISSION_REASONS:
+        fail(f"--reason {reason!r} is not one of {', '.join(DECOMMISSION_REASONS)}")
+    (item,) = item_codes([code])
+    with client(node, identity) as c:
+        result = submit(c, "decommission", {"code": item, "reason": reason})
+    typer.echo(f"decommissioned {item} ({reason}): {committed_line(result)}")
+
+
+@app.command("recall")
+@friendly
+def recall(
+    product: Annotated[
+        str, typer.Option("--product", help="GTIN, or the 7-digit 药品标识码 of 药品追溯码s.")
+    ],
+    lot: Annotated[str, typer.Option("--lot", help="Lot (batch) number.")],
+    reason: Annotated[str, typer.Option("--reason", help=", ".join(RECALL_REASONS))],
+    identity: IdentityOption,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Recall a lot: its manufacturer or a regulator. Its packs then check as recalled."""
+    if reason not in RECALL_REASONS:
+        fail(f"--reason {reason!r} is not one of {', '.join(RECALL_REASONS)}")
+    check_lot_and_expiry(lot, None)
+    text = product.strip().removeprefix("cn:")
+    if len(text) == 7 and text.isdigit():
+        name = f"cn:{text}"
+    else:
+        try:
+            name = normalise_gtin(text)
+        except InvalidGs1 as exc:
+            fail(f"{exc.code}: --product: {exc.message}")
+    with client(node, identity) as c:
+        result = submit(c, "recall", {"product": name, "lot": lot, "reason": reason})
+    typer.echo(f"recalled lot {lot} of {name} ({reason}): {committed_line(result)}")
+
+
+@app.command("check")
+@friendly
+def check(
+    code: CodeArgument,
+    identity: IdentityOption,
+    selling: SellingOption = False,
+    record: RecordOption = False,
+    as_json: JsonOption = False,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Is this pack genuine? The verdict, product, lot, expiry, holder and journey.
+
+    Exit status 0 when genuine, 1 when not, 2 on an error.
+    """
+    try:
+        key = pack_key(code)
+    except InvalidGs1 as exc:
+        fail(f"{exc.code}: {exc.message}")
+    with client(node, identity) as c:
+        if record:
+            record_scan(c, key, selling)
+        view = view_of(c, key, selling)
+    show_view(view, as_json)
+
+
+@app.command("check-image")
+@friendly
+def check_image(
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Photo of the pack's QR code or DataMatrix.")
+    ],
+    identity: IdentityOption,
+    selling: SellingOption = False,
+    record: RecordOption = False,
+    as_json: JsonOption = False,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Check a pack from a photo (PNG, JPEG, WebP) of its code: the same as ``check``."""
+    data = file.read_bytes()
+    with client(node, identity) as c:
+        view = c.request("POST", "/v1/drugs/scan-image", raw_body=data, params={"selling": selling})
+        if record:
+            record_scan(c, view["pack"], selling)
+            view = view_of(c, view["pack"], selling)
+    show_view(view, as_json)
+
+
+@app.command("qr")
+@friendly
+def qr(
+    code: CodeArgument,
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write the QR code to.")],
+    identity: IdentityOption,
+    image_format: Annotated[str, typer.Option("--format", help="png or svg.")] = "png",
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Draw the QR code (GS1 Digital Link) to print on a pack."""
+    if image_format not in ("png", "svg"):
+        fail(f"--format must be png or svg, not {image_format!r}")
+    try:
+        key = pack_key(code)
+    except InvalidGs1 as exc:
+        fail(f"{exc.code}: {exc.message}")
+    with client(node, identity) as c:
+        response = c.request_raw(
+            "GET", "/v1/drugs/qr", params={"code": key, "format": image_format}
+        )
+    out.write_bytes(response.content)
+    typer.echo(f"QR code of {key} written to {out}")
+
+
+@app.command("scans")
+@friendly
+def scans(
+    identity: IdentityOption,
+    suspicious: Annotated[
+        bool, typer.Option("--suspicious", help="Only scans whose verdict was not genuine.")
+    ] = False,
+    as_json: JsonOption = False,
+    after: AfterOption = "",
+    limit: LimitOption = 100,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Recorded scans across the chain, oldest first: where codes turn up (regulators, auditors)."""
+    with client(node, identity) as c:
+        doc = c.request(
+            "GET",
+            "/v1/drugs/scans",
+            params={"suspicious": suspicious or None, "after": after or None, "limit": limit},
+        )
+    if as_json:
+        show(doc)
+    elif not doc["scans"]:
+        typer.echo("no scans", err=True)
+    else:
+        for scan in doc["scans"]:
+            typer.echo(
+                f"{iso(scan.get('time'))}  {scan.get('org', '-'):<16}  "
+                f"{scan.get('verdict'):<15}  {scan.get('pack') or '(not a pack code)'}"
+                + ("  selling" if scan.get("selling") else "")
+            )
+    if doc.get("next"):
+        typer.echo(f"more may follow: --after {doc['next']}", err=True)
