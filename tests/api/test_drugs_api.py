@@ -170,3 +170,17 @@ def test_a_recall_names_its_product_by_a_gtin_of_any_length(
     view = as_member("yf-pharmacy/ph-chen").request("GET", "/v1/drugs/pack",
                                                     params={"code": at_pharmacy[0]})  # fmt: skip
     assert view["verdict"] == "recalled"
+
+
+def test_an_epcis_document_is_planned_into_calls_and_refused_with_its_path(
+    as_member: Callable[[str], NodeClient], at_pharmacy: list[str]
+) -> None:
+    pharmacy = as_member("yf-pharmacy/ph-chen")
+    doc = pharmacy.request("GET", "/v1/drugs/epcis", params={"code": at_pharmacy[0]})
+    plan = pharmacy.request("POST", "/v1/drugs/epcis/plan", body=doc)
+    assert [c["method"] for c in plan["calls"]] == ["commission", "ship", "receive"]
+    assert plan["calls"][0]["source"].startswith("epcisBody.eventList[0]")
+    doc["epcisBody"]["eventList"][1]["type"] = "MysteryEvent"
+    with pytest.raises(ApiError) as refused:
+        pharmacy.request("POST", "/v1/drugs/epcis/plan", body=doc)
+    assert refused.value.code == "invalid_epcis" and "eventList[1]" in refused.value.message

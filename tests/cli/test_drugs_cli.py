@@ -225,3 +225,31 @@ def test_thousands_of_serials_go_in_several_transactions(
     assert f"(the first {done:,} packs are commissioned; from {codes}:{done + 1} on, not)" in error
     # A block for the first, and one for the refused second (kept as evidence).
     assert node.state.height == height + 2 and done == 5000
+
+
+def test_epcis_documents_go_out_and_come_in(cli: Cli, node: Node, tmp_path: Path) -> None:
+    assert cli(MAKER, "commission", "--lot", "EP1", "--expiry", "301231", sgtin("EP001")).code == 0
+    exported = tmp_path / "journey.jsonld"
+    made = cli(MAKER, "export-epcis", sgtin("EP001"), "--out", str(exported))
+    assert made.code == 0, made
+    doc = json.loads(exported.read_text())
+    assert doc["type"] == "EPCISDocument" and len(doc["epcisBody"]["eventList"]) == 1
+    # The same document for a pack not yet on the chain: a partner's commissioning.
+    text = exported.read_text().replace("/21/EP001", "/21/EP002")
+    incoming = tmp_path / "incoming.jsonld"
+    incoming.write_text(text)
+    dry = cli(MAKER, "import-epcis", str(incoming), "--dry-run")
+    assert (
+        dry.code == 0
+        and "drugs.commission" in dry.out
+        and node.state.get(f"drugs/pack/{sgtin('EP002')}") is None
+    )
+    imported = cli(MAKER, "import-epcis", str(incoming))
+    assert imported.code == 0, imported
+    assert node.state.get(f"drugs/pack/{sgtin('EP002')}") is not None
+    # Again: the chain refuses, naming the event in the document.
+    again = cli(MAKER, "import-epcis", str(incoming))
+    one_line_error(again, "epcisBody.eventList[0]", "already commissioned", "0 of 1")
+    broken = tmp_path / "broken.jsonld"
+    broken.write_text(text.replace('"ObjectEvent"', '"MysteryEvent"'))
+    one_line_error(cli(MAKER, "import-epcis", str(broken)), "invalid_epcis", "eventList[0]")

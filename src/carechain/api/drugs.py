@@ -20,11 +20,12 @@ from fastapi.responses import HTMLResponse, Response
 from carechain.api.signed import commit, signed_call
 from carechain.contracts.drugs import GENUINE
 from carechain.contracts.membership import MemberRecord
+from carechain.crypto.canonical import parse_json
 from carechain.errors import CarechainError, Forbidden, InvalidInput
 from carechain.identity.roles import OrgType, Role
 from carechain.node.drugs import DrugService
 from carechain.node.node import Node
-from carechain.standards.epcis import ExportContext, export_document
+from carechain.standards.epcis import ExportContext, export_document, import_document
 from carechain.standards.gs1 import PackId
 from carechain.standards.qr import qr_png, qr_svg, read_pack
 
@@ -100,6 +101,21 @@ def add_drug_routes(
         events = service.custody_events(code)
         now = max(node.state.time_ms, int(time.time() * 1000))
         return export_document(events, ExportContext(now, zone=zone))
+
+    @router.post("/v1/drugs/epcis/plan")
+    async def epcis_plan(request: Request, _: Member, skip_unsupported: bool = False) -> Any:
+        """Body: an EPCIS 2.0 JSON-LD document. Answers with the drugs-contract calls it
+        describes, in order, for the caller to sign and send (``/v1/transactions/batch``
+        takes them all at once); a document that cannot be mapped is refused with the
+        path of the first problem."""
+        document = parse_json(await request.body())
+        commands = import_document(document, skip_unsupported=skip_unsupported)
+        return {
+            "calls": [
+                {"contract": "drugs", "method": c.method, "args": c.args, "source": c.source}
+                for c in commands
+            ]
+        }
 
     @router.get("/v1/drugs/shipments/{shipment_id}")
     async def shipment(shipment_id: str, who: Member) -> Any:

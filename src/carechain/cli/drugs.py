@@ -26,6 +26,7 @@ import orjson
 import typer
 
 from carechain.api.client import NodeClient, build_transaction
+from carechain.cli import epcis
 from carechain.cli.common import (
     DEFAULT_NODE,
     IdentityOption,
@@ -626,3 +627,7 @@ def scans(
             )
     if doc.get("next"):
         typer.echo(f"more may follow: --after {doc['next']}", err=True)
+
+
+app.command("export-epcis")(epcis.export_epcis)
+app.command("import-epcis")(epcis.import_epcis)
