@@ -79,6 +79,10 @@ def test_a_pack_is_followed_and_dispensed_at_the_counter(
     assert PATIENT not in page.text and "patient-7f3a9c" not in page.text
     genuine = httpx.get(f"{api.url}/01/{GTIN}/10/LOT1/21/P2")
     assert "genuine and saleable" in genuine.text and "#1b7f3b" in genuine.text
+    maker = as_member("sinopharm-mfg/qa-01")
+    call(maker, "register_product", {"product": GTIN, "name": "阿莫西林胶囊", "strength": "0.25 g"})
+    named = httpx.get(f"{api.url}/01/{GTIN}/21/P2")
+    assert "阿莫西林胶囊" in named.text
 
 
 def test_unknown_and_malformed_codes_on_the_public_page(api: Server) -> None:

@@ -253,3 +253,14 @@ def test_epcis_documents_go_out_and_come_in(cli: Cli, node: Node, tmp_path: Path
     broken = tmp_path / "broken.jsonld"
     broken.write_text(text.replace('"ObjectEvent"', '"MysteryEvent"'))
     one_line_error(cli(MAKER, "import-epcis", str(broken)), "invalid_epcis", "eventList[0]")
+
+
+def test_a_named_product_shows_at_the_counter(cli: Cli) -> None:
+    named = cli(MAKER, "register-product", "--product", GTIN, "--name", "阿莫西林胶囊",
+                "--strength", "0.25 g")  # fmt: skip
+    assert named.code == 0 and "is 阿莫西林胶囊" in named.out, named
+    assert cli(MAKER, "commission", "--lot", "NM1", "--expiry", "301231", sgtin("NM1")).code == 0
+    checked = cli(MAKER, "check", sgtin("NM1"))
+    assert "drug      阿莫西林胶囊 0.25 g" in checked.out, checked
+    one_line_error(cli("yf-pharmacy/ph-chen", "register-product", "--product", GTIN, "--name",
+                       "Fake"), "forbidden")  # fmt: skip

@@ -227,3 +227,20 @@ def test_a_serial_is_commissioned_once_whatever_form_names_it(node: Node, member
     element = send(node, member(MAKER), "commission", {"packs": [{"code": f"(01){GTIN}(21)D1",
         "lot": "LOT1", "expiry": "291231"}]})  # fmt: skip
     assert "already commissioned" in (element.message or "")
+
+
+def test_a_product_is_named_by_its_maker_only(node: Node, member: Member) -> None:
+    named = {"product": GTIN.lstrip("0"), "name": "阿莫西林胶囊", "strength": "0.25 g",
+             "approval": "国药准字H00000000"}  # fmt: skip
+    assert send(node, member(PHARMACY), "register_product", named).code == "forbidden"
+    ok(send(node, member(MAKER), "register_product", named))
+    product = state(node, f"product/{GTIN}")
+    assert product["name"] == "阿莫西林胶囊" and product["manufacturer"] == "sinopharm-mfg"
+    ok(send(node, member(MAKER), "commission", packs("N1")))  # keeps the name
+    assert state(node, f"product/{GTIN}")["strength"] == "0.25 g"
+    before = contract_state(node)
+    for bad in ({"name": " padded"}, {"name": "two\nlines"}, {"product": "cn:12"},
+                {"product": "09506000134353"}, {"colour": "red"}):  # fmt: skip
+        status = send(node, member(MAKER), "register_product", {**named, **bad})
+        assert status.code == "contract_error", (bad, status)
+    assert contract_state(node) == before

@@ -33,6 +33,7 @@ MAX_WAIT_S = 60.0
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 METHODS = (
     "commission",
+    "register_product",
     "aggregate",
     "disaggregate",
     "ship",
@@ -186,6 +187,7 @@ def _page(view: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><th>{label}</th><td>{escape(str(view[key]))}</td></tr>"
         for label, key in (
+            ("药品 Drug", "product_name"),
             ("产品 Product", "product"),
             ("生产企业 Maker", "manufacturer"),
             ("批号 Lot", "lot"),

@@ -288,6 +288,17 @@ def show_view(view: dict[str, Any], as_json: bool) -> None:
         recall = view.get("recall")
         rows = [
             ("pack", view["pack"]),
+            (
+                "drug",
+                " ".join(
+                    str(v)
+                    for v in (
+                        view.get("product_name"),
+                        *(view.get("product_details") or {}).values(),
+                    )
+                    if v
+                ),
+            ),
             ("product", view.get("product")),
             ("maker", view.get("manufacturer")),
             ("lot", view.get("lot")),
@@ -494,6 +505,28 @@ def decommission(
     with client(node, identity) as c:
         result = submit(c, "decommission", {"code": item, "reason": reason})
     typer.echo(f"decommissioned {item} ({reason}): {committed_line(result)}")
+
+
+@app.command("register-product")
+@friendly
+def register_product(
+    product: Annotated[
+        str, typer.Option("--product", help="GTIN, or cn: and the 7-digit 药品标识码.")
+    ],
+    name: Annotated[str, typer.Option("--name", help="The drug's name as on the box.")],
+    identity: IdentityOption,
+    strength: Annotated[str, typer.Option("--strength", help="e.g. 0.25 g")] = "",
+    form: Annotated[str, typer.Option("--form", help="e.g. capsule, 胶囊")] = "",
+    approval: Annotated[str, typer.Option("--approval", help="批准文号")] = "",
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Name a product (its manufacturer): shown to everyone who checks its packs."""
+    args = {"product": product.strip(), "name": name.strip()}
+    args.update({k: v.strip() for k, v in (("strength", strength), ("form", form),
+                 ("approval", approval)) if v.strip()})  # fmt: skip
+    with client(node, identity) as c:
+        result = submit(c, "register_product", args)
+    typer.echo(f"product {args['product']} is {args['name']}: {committed_line(result)}")
 
 
 @app.command("recall")

@@ -10,7 +10,8 @@ shipment, so nobody can push stock onto another organisation's books.
 
 State (namespace ``drugs``)::
 
-    product/<gtin14 | cn:7 digits>   manufacturer org (the first to commission it)
+    product/<gtin14 | cn:7 digits>   manufacturer org (the first to commission or name it),
+                          and the name, strength, form and 批准文号 it registered
     pack/<key>            product, lot, expiry (ISO date), manufacturer, status
                           (active | dispensed | decommissioned), parent (SSCC or
                           null), owner, transit (shipment id or null), time, txid
@@ -241,6 +242,49 @@ class Drugs(Contract):
             )
             self._event(ctx, pack.key, "ADD", biz_step="commissioning", disposition="active")
 
+    @contract_method(roles=OPERATORS, org_types=MAKERS)
+    def register_product(self, ctx: Context, args: Args) -> None:
+        """Name a product for everyone who checks its packs: ``product`` (a GTIN, or
+        ``cn:`` and a 药品追溯码's 7-digit product code), ``name`` (the drug's name as on
+        the box, e.g. 阿莫西林胶囊), and optionally ``strength``, ``form``, ``approval``
+        (the drug's 批准文号). Its manufacturer may correct it later."""
+        product = self._product(args.text("product", max_length=20))
+        name = args.text("name", max_length=100)
+        extra = {
+            field: args.text(field, max_length=60, required=False, default="")
+            for field in ("strength", "form", "approval")
+        }
+        if args.unread():
+            raise ContractError(f"unknown argument(s): {', '.join(args.unread())}")
+        for field, value in {"name": name, **extra}.items():
+            if value != value.strip() or any(ord(ch) < 32 for ch in value):
+                raise ContractError(f"{field} must be one line without surrounding spaces")
+        if not name:
+            raise ContractError("name is empty")
+        owner = ctx.get(f"product/{product}")
+        if owner is not None and owner["manufacturer"] != ctx.caller.org_id:
+            raise Forbidden(f"product {product} is {owner['manufacturer']}'s")
+        ctx.put(
+            f"product/{product}",
+            {
+                "manufacturer": ctx.caller.org_id,
+                "time": ctx.time_ms if owner is None else owner["time"],
+                "name": name,
+                **{k: v for k, v in extra.items() if v},
+            },
+        )
+
+    def _product(self, product: str) -> str:
+        """A product id: a GTIN of any length as GTIN-14, or ``cn:`` and 7 digits."""
+        if product.isdigit():
+            try:
+                return normalise_gtin(product)
+            except InvalidInput as exc:
+                raise ContractError(exc.message) from None
+        if re.fullmatch(r"cn:\d{7}", product):
+            return product
+        raise ContractError(f"{product!r} is not a GTIN or cn:<7-digit product code>")
+
     # -- aggregation ---------------------------------------------------------------------
 
     @contract_method(roles=OPERATORS)
@@ -419,12 +463,7 @@ class Drugs(Contract):
     )
     def recall(self, ctx: Context, args: Args) -> None:
         """Recall a lot: its manufacturer, or a regulator."""
-        product = args.text("product", max_length=20)
-        if product.isdigit():  # a GTIN in any length names its GTIN-14
-            try:
-                product = normalise_gtin(product)
-            except InvalidInput as exc:
-                raise ContractError(exc.message) from None
+        product = self._product(args.text("product", max_length=20))
         lot = args.text("lot", pattern=_LOT)
         reason = args.text("reason", max_length=20)
         if reason not in RECALL_REASONS:
