@@ -6,6 +6,7 @@ GTIN 09506000134352 is GS1's own example GTIN (tests/standards/gs1/testdata/READ
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from carechain.api.client import ApiError, NodeClient, build_transaction
 from carechain.identity.wallet import Credentials
+from carechain.node.node import Node
 from carechain.standards.epcis import import_document
 from carechain.standards.gs1 import PackId, with_check_digit
 from carechain.standards.qr import read_codes, read_pack
@@ -188,3 +190,21 @@ def test_an_epcis_document_is_planned_into_calls_and_refused_with_its_path(
     with pytest.raises(ApiError) as refused:
         pharmacy.request("POST", "/v1/drugs/epcis/plan", body=doc)
     assert refused.value.code == "invalid_epcis" and "eventList[1]" in refused.value.message
+
+
+def test_suspicious_codes_checked_on_the_public_page_reach_the_regulator(
+    as_member: Callable[[str], NodeClient], api: Server, node: Node
+) -> None:
+    for _ in range(3):  # the same copied code, checked again and again: recorded once
+        assert "never commissioned" in httpx.get(f"{api.url}/01/{GTIN}/21/COPY1").text
+    deadline = time.monotonic() + 5
+    scans: list[Any] = []
+    while time.monotonic() < deadline and not scans:
+        scans = as_member("nmpa/admin").request("GET", "/v1/drugs/scans")["scans"]
+        time.sleep(0.05)
+    assert [(s["verdict"], s["public"], s["pack"]) for s in scans] == [
+        ("unknown", True, key("COPY1"))
+    ]
+    with pytest.raises(ApiError) as posing:
+        call(as_member("yf-pharmacy/ph-chen"), "verify", {"code": key("P9"), "public": True})
+    assert posing.value.http_status == 403

@@ -144,6 +144,7 @@ def add_drug_routes(
             view = service.view(code, public=True)
         except CarechainError as exc:
             return HTMLResponse(_page_error(exc.message), status_code=exc.http_status)
+        await run_in_threadpool(service.record_public_scan, view["pack"], view["verdict"])
         return HTMLResponse(_page(view))
 
     @router.get("/01/{gtin}/21/{serial}", response_class=HTMLResponse, include_in_schema=False)

@@ -487,6 +487,9 @@ class Drugs(Contract):
         suspicious codes turn up. ``seller``: whether the caller is selling it."""
         code = args.text("code", max_length=200)
         selling = args.boolean("selling", default=False)
+        public = args.boolean("public", default=False)  # a node's public page, no login
+        if public and ctx.caller.role is not Role.PEER:
+            raise Forbidden("only a node records scans made on its public page")
         try:
             pack: PackId | None = pack_of(code)
         except ContractError:
@@ -501,6 +504,7 @@ class Drugs(Contract):
                 "org": ctx.caller.org_id,
                 "by": ctx.caller.fingerprint,
                 "selling": selling,
+                "public": public,
                 "time": ctx.time_ms,
             },
         )

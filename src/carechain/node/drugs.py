@@ -8,18 +8,24 @@ The public view leaves out who a pack was dispensed to.
 
 from __future__ import annotations
 
+import logging
+import secrets
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from carechain.contracts.drugs import VERDICTS, holder, pack_of, verdict
-from carechain.errors import ContractError, InvalidInput, NotFound
+from carechain.errors import CarechainError, ContractError, InvalidInput, NotFound
+from carechain.ledger.transaction import Transaction, sign_transaction
 from carechain.standards.epcis import CustodyEvent
 from carechain.standards.gs1 import PackId
 
 if TYPE_CHECKING:
     from carechain.node.node import Node
+
+log = logging.getLogger(__name__)
 
 PREFIX = "drugs/"
 STEP_WORDS = {
@@ -33,9 +39,48 @@ STEP_WORDS = {
 }
 
 
+PUBLIC_SCAN_EVERY_MS = 60_000
+"""A suspicious code scanned on the public page is recorded at most once a minute."""
+PUBLIC_SCANS_PER_MINUTE = 600
+"""And at most this many public scans a minute in all: the page needs no login."""
+
+
 class DrugService:
     def __init__(self, node: Node) -> None:
         self.node = node
+        self._public_seen: dict[str, int] = {}
+        self._public_lock = threading.Lock()
+
+    def record_public_scan(self, pack: str, found: str) -> bool:
+        """Put a public-page scan whose verdict is not genuine on the chain (signed by this
+        node, not waited for), so that regulators see where suspicious codes turn up.
+        Throttled; True if submitted."""
+        if found == "genuine":
+            return False
+        now = int(time.time() * 1000)
+        with self._public_lock:
+            recent = {k: t for k, t in self._public_seen.items() if now - t < PUBLIC_SCAN_EVERY_MS}
+            if pack in recent or len(recent) >= PUBLIC_SCANS_PER_MINUTE:
+                self._public_seen = recent
+                return False
+            recent[pack] = now
+            self._public_seen = recent
+        body = Transaction(
+            chain=self.node.chain,
+            contract="drugs",
+            method="verify",
+            args={"code": pack, "public": True},
+            signer=self.node.peer_fp,
+            nonce=f"scan-{secrets.token_hex(12)}",
+            timestamp_ms=now,
+        )
+        tx = sign_transaction(body, {self.node.peer_fp: self.node.peer_key}, self.node.suite)
+        try:
+            self.node.submit_one(tx, 0.0)
+        except CarechainError:
+            log.warning("could not record a public scan of %s", pack, exc_info=True)
+            return False
+        return True
 
     def _get(self, key: str) -> Any | None:
         raw = self.node.state.get(PREFIX + key)
