@@ -15,6 +15,7 @@ import pytest
 
 from carechain.api.client import ApiError, NodeClient, build_transaction
 from carechain.identity.wallet import Credentials
+from carechain.node.drugs import DrugService
 from carechain.node.node import Node
 from carechain.standards.epcis import import_document
 from carechain.standards.gs1 import PackId, with_check_digit
@@ -208,3 +209,40 @@ def test_suspicious_codes_checked_on_the_public_page_reach_the_regulator(
     with pytest.raises(ApiError) as posing:
         call(as_member("yf-pharmacy/ph-chen"), "verify", {"code": key("P9"), "public": True})
     assert posing.value.http_status == 403
+
+
+def test_serials_with_slashes_and_percents_keep_their_own_journey(
+    as_member: Callable[[str], NodeClient], api: Server
+) -> None:
+    maker, pharmacy = as_member("sinopharm-mfg/qa-01"), as_member("yf-pharmacy/ph-chen")
+    codes = [key("AB"), key("AB/1"), key("A%41")]
+    call(maker, "commission", {"lot": "SL1", "expiry": "301231", "codes": codes})
+    shipment = "shp-" + secrets.token_hex(12)
+    call(maker, "ship", {"shipment": shipment, "to": "yf-pharmacy", "items": [codes[1]]})
+    call(pharmacy, "receive", {"shipment": shipment})
+    call(pharmacy, "dispense", {"code": codes[1], "patient": PATIENT})
+    ab = pharmacy.request("GET", "/v1/drugs/pack", params={"code": codes[0]})
+    assert ab["verdict"] == "genuine"
+    assert [s["step"] for s in ab["journey"]] == ["commissioning"]
+    # The public page of each, by the links their QR codes hold.
+    assert "genuine" in httpx.get(f"{api.url}/01/{GTIN}/21/AB").text
+    assert "already dispensed" in httpx.get(f"{api.url}/01/{GTIN}/21/AB%2F1").text
+    percent = httpx.get(f"{api.url}/01/{GTIN}/21/A%2541")
+    assert percent.status_code == 200 and "never commissioned" not in percent.text
+    # Who a pack went to: the dispensing pharmacy sees it, another organisation does not.
+    seen = pharmacy.request("GET", "/v1/drugs/pack", params={"code": codes[1]})
+    assert seen["journey"][-1]["patient"] == PATIENT
+    other = as_member("pumch/dr-wang").request("GET", "/v1/drugs/pack", params={"code": codes[1]})
+    assert "patient" not in other["journey"][-1]
+
+
+def test_a_relabelled_lot_shows_on_the_public_page(at_pharmacy: list[str], api: Server) -> None:
+    page = httpx.get(f"{api.url}/01/{GTIN}/10/FAKELOT/21/P1")
+    assert "#b00020" in page.text and "the lot printed on it (FAKELOT)" in page.text
+
+
+def test_one_client_cannot_use_up_the_public_scan_budget(node: Node) -> None:
+    service = DrugService(node)
+    recorded = [service.record_public_scan(key(f"R{i}"), "unknown", "10.0.0.9") for i in range(15)]
+    assert recorded.count(True) == 10
+    assert service.record_public_scan(key("R99"), "unknown", "10.0.0.10")

@@ -244,3 +244,45 @@ def test_a_product_is_named_by_its_maker_only(node: Node, member: Member) -> Non
         status = send(node, member(MAKER), "register_product", {**named, **bad})
         assert status.code == "contract_error", (bad, status)
     assert contract_state(node) == before
+
+
+# -- found in review ------------------------------------------------------------------------
+
+
+def test_units_nest_at_most_pallets_of_cases(node: Node, member: Member) -> None:
+    ok(send(node, member(MAKER), "commission", packs("NEST1")))
+    ok(send(node, member(MAKER), "aggregate", {"parent": sscc(101), "children": [sgtin("NEST1")]}))
+    ok(send(node, member(MAKER), "aggregate", {"parent": sscc(102), "children": [sscc(101)]}))
+    before = contract_state(node)
+    deeper = send(node, member(MAKER), "aggregate", {"parent": sscc(103), "children": [sscc(102)]})
+    assert deeper.code == "contract_error" and "at most 2 deep" in (deeper.message or "")
+    assert contract_state(node) == before
+
+
+def test_what_a_code_prints_must_agree_and_unknown_patients_are_refused(
+    node: Node, member: Member
+) -> None:
+    printed = f"(01){GTIN}(17)270101(10)REAL(21)LT1"
+    for lot, expiry, words in (("OTHER", "270101", "says lot REAL"),
+                               ("REAL", "291231", "says expiry 270101")):  # fmt: skip
+        status = send(node, member(MAKER), "commission",
+                      {"packs": [{"code": printed, "lot": lot, "expiry": expiry}]})  # fmt: skip
+        assert status.code == "contract_error" and words in (status.message or "")
+    ok(send(node, member(MAKER), "commission",
+            {"packs": [{"code": printed, "lot": "REAL", "expiry": "270101"}]}))  # fmt: skip
+    move(node, member, [sgtin("LT1")], MAKER, PHARMACY)
+    nobody = send(node, member(PHARMACY), "dispense", {"code": sgtin("LT1"), "patient": "pumch:x1"})
+    assert "unknown patient pumch:x1" in (nobody.message or "")
+
+
+def test_a_shipment_or_unit_holds_what_one_state_value_can(node: Node, member: Member) -> None:
+    items = [sgtin(f"BIG{i:05d}") for i in range(1501)]
+    status = send(node, member(MAKER), "ship",
+                  {"shipment": shipment(), "to": "yf-pharmacy", "items": items})  # fmt: skip
+    assert status.code == "contract_error" and "more than 1500 items" in (status.message or "")
+
+
+def test_an_unreadable_code_is_counted_by_its_fingerprint(node: Node, member: Member) -> None:
+    ok(send(node, member(PHARMACY), "verify", {"code": "(01)09506000134353(21)X"}))
+    (scan,) = [orjson.loads(v) for _, v in node.state.scan("drugs/scan/")]
+    assert scan["pack"] is None and scan["verdict"] == "unknown" and len(scan["unreadable"]) == 64

@@ -7,6 +7,7 @@ Link path, what the QR code on a pack opens) and ``/cn/{code}`` (a 药品追溯�
 need no login and show no patient data.
 """
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from carechain.identity.roles import OrgType, Role
 from carechain.node.drugs import DrugService
 from carechain.node.node import Node
 from carechain.standards.epcis import ExportContext, export_document, import_document
-from carechain.standards.gs1 import PackId
+from carechain.standards.gs1 import PackId, parse_pack_code
 from carechain.standards.qr import qr_png, qr_svg, read_pack
 
 MAX_WAIT_S = 60.0
@@ -69,7 +70,9 @@ def add_drug_routes(
     async def pack(who: Member, code: str, selling: bool = False) -> Any:
         """A pack by any scanned form: verdict, product, lot, expiry, holder, journey.
         ``selling``: judge custody as if the caller's organisation were selling it."""
-        return service.view(code, who.org_id if selling else None)
+        return await run_in_threadpool(
+            functools.partial(service.view, code, who.org_id if selling else None, viewer=who)
+        )
 
     @router.post("/v1/drugs/scan-image")
     async def scan_image(request: Request, who: Member, selling: bool = False) -> Any:
@@ -78,7 +81,11 @@ def add_drug_routes(
         if len(data) > MAX_IMAGE_BYTES:
             raise InvalidInput(f"image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
         scanned = await run_in_threadpool(read_pack, data)
-        return service.view(scanned.pack.key, who.org_id if selling else None)
+        return await run_in_threadpool(
+            functools.partial(
+                service.view, scanned.pack.key, who.org_id if selling else None, viewer=who
+            )
+        )
 
     @router.get("/v1/drugs/qr")
     async def qr(
@@ -139,27 +146,33 @@ def add_drug_routes(
 
     # -- the public page -------------------------------------------------------------
 
-    async def public(code: str) -> HTMLResponse:
+    async def public(request: Request, make: Callable[[], PackId], lot: str = "") -> HTMLResponse:
         try:
-            view = service.view(code, public=True)
+            pack_id = make()
+            view = await run_in_threadpool(service.view, pack_id.key, public=True)
         except CarechainError as exc:
             return HTMLResponse(_page_error(exc.message), status_code=exc.http_status)
-        await run_in_threadpool(service.record_public_scan, view["pack"], view["verdict"])
-        return HTMLResponse(_page(view))
+        client = request.client.host if request.client else ""
+        await run_in_threadpool(service.record_public_scan, view["pack"], view["verdict"], client)
+        return HTMLResponse(_page(view, printed_lot=lot))
 
-    @router.get("/01/{gtin}/21/{serial}", response_class=HTMLResponse, include_in_schema=False)
-    async def public_sgtin(gtin: str, serial: str) -> HTMLResponse:
-        return await public(f"https://id.gs1.org/01/{gtin}/21/{serial}")
+    # Starlette has already decoded the path: the parts are taken as they are, never
+    # decoded again, and a serial may hold "/" (GS1 CSET 82).
+    @router.get("/01/{gtin}/21/{serial:path}", response_class=HTMLResponse, include_in_schema=False)
+    async def public_sgtin(request: Request, gtin: str, serial: str) -> HTMLResponse:
+        return await public(request, lambda: PackId.sgtin(gtin, serial))
 
     @router.get(
-        "/01/{gtin}/10/{lot}/21/{serial}", response_class=HTMLResponse, include_in_schema=False
+        "/01/{gtin}/10/{lot}/21/{serial:path}",
+        response_class=HTMLResponse,
+        include_in_schema=False,
     )
-    async def public_sgtin_lot(gtin: str, lot: str, serial: str) -> HTMLResponse:
-        return await public(f"https://id.gs1.org/01/{gtin}/10/{lot}/21/{serial}")
+    async def public_sgtin_lot(request: Request, gtin: str, lot: str, serial: str) -> HTMLResponse:
+        return await public(request, lambda: PackId.sgtin(gtin, serial), lot)
 
     @router.get("/cn/{code}", response_class=HTMLResponse, include_in_schema=False)
-    async def public_cn(code: str) -> HTMLResponse:
-        return await public(code)
+    async def public_cn(request: Request, code: str) -> HTMLResponse:
+        return await public(request, lambda: _cn_pack(code))
 
     app.include_router(router)
 
@@ -181,8 +194,14 @@ def _shell(title: str, body: str) -> str:
     )
 
 
-def _page(view: dict[str, Any]) -> str:
+def _page(view: dict[str, Any], printed_lot: str = "") -> str:
     colour, mark = _COLOURS.get(view["verdict"], ("#b00020", "✘"))
+    says = view["says"]
+    if printed_lot and view.get("lot") and printed_lot != view["lot"]:
+        colour, mark = "#b00020", "✘"
+        says += (  # a relabelled pack: the lot on the box is not the lot it was made in
+            f"; but the lot printed on it ({printed_lot}) is not the lot it was made in"
+        )
     pack_id = PackId.from_key(view["pack"])
     name = f"GTIN {pack_id.gtin} · {pack_id.serial}" if pack_id.gtin else pack_id.value
     rows = "".join(
@@ -203,7 +222,7 @@ def _page(view: dict[str, Any]) -> str:
     )
     body = (
         f"<h1>药品追溯 Drug check</h1><p>{escape(name)}</p>"
-        f'<p class="verdict" style="background:{colour}">{mark} {escape(view["says"])}</p>'
+        f'<p class="verdict" style="background:{colour}">{mark} {escape(says)}</p>'
         f"<table>{rows}</table>"
         + (
             "<h2>流通记录 Journey</h2><table><tr><th>Date</th><th>Organisation</th>"
@@ -213,6 +232,14 @@ def _page(view: dict[str, Any]) -> str:
         )
     )
     return _shell(f"Drug check: {view['says']}", body)
+
+
+def _cn_pack(code: str) -> PackId:
+    """The pack a /cn/ path names: a 药品追溯码 (a 69... retail barcode gets its own message)."""
+    pack_id = parse_pack_code(code).pack
+    if pack_id.gtin is not None:
+        raise InvalidInput(f"{code[:40]!r} is not a 药品追溯码 (drug traceability code)")
+    return pack_id
 
 
 def _page_error(message: str) -> str:

@@ -29,10 +29,12 @@ commissioning and recalls, the manufacturer; recalls also a regulator).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, date, datetime
 from typing import Any
 
+from carechain.contracts.records import patient_exists
 from carechain.contracts.runtime import Args, Context, Contract, contract_method
 from carechain.errors import ContractError, Forbidden, InvalidInput
 from carechain.identity.roles import OrgType, Role
@@ -43,6 +45,13 @@ from carechain.standards.gs1 import (
     parse_pack_code,
     validate_sscc,
 )
+
+MAX_DEPTH = 2
+"""Units inside units: a pack in a case (1) in a pallet (2), no deeper. Custody lives on the
+outermost unit, so every unit above a pack must be reachable in a bounded walk."""
+
+MAX_UNIT_ITEMS = 1500
+"""Children of a unit or items of a shipment: their list is one state value (64 KiB)."""
 
 MAX_ITEMS = 5000
 """Packs commissioned, aggregated or shipped in one transaction (a transaction is at most
@@ -112,12 +121,12 @@ def _item_key(code: Any) -> str:
 def holder(get: Any, key: str) -> tuple[str, dict[str, Any] | None]:
     """The outermost unit holding ``key`` (``pack/...`` or ``unit/...``) and its document."""
     doc = get(key)
-    seen = 0
-    while doc is not None and doc.get("parent") is not None and seen < 4:
+    for _ in range(MAX_DEPTH + 1):
+        if doc is None or doc.get("parent") is None:
+            return key, doc
         key = f"unit/{doc['parent']}"
         doc = get(key)
-        seen += 1
-    return key, doc
+    raise ContractError(f"{key} is nested deeper than {MAX_DEPTH} units")  # never, by aggregate
 
 
 def verdict(get: Any, pack: PackId, seller: str | None, time_ms: int) -> str:
@@ -202,11 +211,23 @@ class Drugs(Contract):
             if not isinstance(item, dict):
                 raise ContractError(f"{where} must be an object")
             fields = Args(item)
-            pack = pack_of(fields.text("code", max_length=200))
+            code = fields.text("code", max_length=200)
+            pack = pack_of(code)
             lot = fields.text("lot", pattern=_LOT)
             raw_expiry = fields.text("expiry", max_length=6)
             if fields.unread():
                 raise ContractError(f"{where} has unknown field(s): {', '.join(fields.unread())}")
+            printed = None if code.startswith(("sgtin:", "cn-trace:")) else parse_pack_code(code)
+            if printed is not None and printed.lot is not None and printed.lot != lot:
+                raise ContractError(f"{where}: the code says lot {printed.lot}, not {lot}")
+            if (
+                printed is not None
+                and printed.expiry is not None
+                and (printed.expiry.yymmdd != raw_expiry)
+            ):
+                raise ContractError(
+                    f"{where}: the code says expiry {printed.expiry.yymmdd}, not {raw_expiry}"
+                )
             try:
                 expiry = Gs1Date(raw_expiry).to_date(today)
             except InvalidInput as exc:
@@ -291,19 +312,26 @@ class Drugs(Contract):
     def aggregate(self, ctx: Context, args: Args) -> None:
         """Pack ``children`` (pack codes or SSCCs the caller holds loose) into unit ``parent``."""
         parent = sscc_of(args.text("parent", max_length=30))
-        children = args.items("children", max_items=MAX_ITEMS)
+        children = args.items("children", max_items=MAX_UNIT_ITEMS)
         if not children:
             raise ContractError("argument 'children' is empty")
         if ctx.get(f"unit/{parent}") is not None:
             raise ContractError(f"unit {parent} already exists")
         keys: list[str] = []
+        seen: set[str] = set()
+        depth = 1
         for index, code in enumerate(children):
             key = _item_key(code)
-            if key in keys:
+            if key in seen:
                 raise ContractError(f"children[{index}] is listed twice")
-            if key == f"unit/{parent}":
-                raise ContractError("a unit cannot contain itself")
+            seen.add(key)
             doc = self._owned_top(ctx, key, f"children[{index}] ({key.split('/', 1)[1]})")
+            depth = max(depth, doc.get("depth", 0) + 1)
+            if depth > MAX_DEPTH:
+                raise ContractError(
+                    f"children[{index}] is a pallet already: units go at most {MAX_DEPTH} deep "
+                    "(packs in cases in pallets)"
+                )
             ctx.put(key, dict(doc, parent=parent))
             keys.append(key)
         ctx.put(
@@ -311,6 +339,7 @@ class Drugs(Contract):
             {
                 "sscc": parent,
                 "children": [k.split("/", 1)[1] for k in keys],
+                "depth": depth,
                 "parent": None,
                 "owner": ctx.caller.org_id,
                 "transit": None,
@@ -343,7 +372,7 @@ class Drugs(Contract):
         only when ``to`` receives shipment ``shipment``."""
         shipment = args.text("shipment", pattern=_SHIPMENT)
         to = args.text("to", pattern=_ORG)
-        items = args.items("items", max_items=MAX_ITEMS)
+        items = args.items("items", max_items=MAX_UNIT_ITEMS)
         if not items:
             raise ContractError("argument 'items' is empty")
         if ctx.get(f"shipment/{shipment}") is not None:
@@ -354,10 +383,12 @@ class Drugs(Contract):
         if to == ctx.caller.org_id:
             raise ContractError("a shipment goes to another organisation")
         keys: list[str] = []
+        listed: set[str] = set()
         for index, code in enumerate(items):
             key = _item_key(code)
-            if key in keys:
+            if key in listed:
                 raise ContractError(f"items[{index}] is listed twice")
+            listed.add(key)
             doc = self._owned_top(ctx, key, f"items[{index}] ({key.split('/', 1)[1]})")
             ctx.put(key, dict(doc, transit=shipment))
             keys.append(key)
@@ -416,6 +447,8 @@ class Drugs(Contract):
         """Hand a pack to a patient. A pack inside a case the caller holds is taken out."""
         pack = pack_of(args.text("code", max_length=200))
         patient = args.text("patient", pattern=_PATIENT, required=False, default="")
+        if patient and not patient_exists(ctx, patient):
+            raise ContractError(f"unknown patient {patient}")
         key = f"pack/{pack.key}"
         found = verdict(ctx.get, pack, ctx.caller.org_id, ctx.time_ms)
         if found != GENUINE:
@@ -493,13 +526,15 @@ class Drugs(Contract):
         try:
             pack: PackId | None = pack_of(code)
         except ContractError:
-            pack = None
+            pack = None  # not a pack code at all: a counterfeit's misprint, or a test
         seller = ctx.caller.org_id if selling else None
         found = "unknown" if pack is None else verdict(ctx.get, pack, seller, ctx.time_ms)
         ctx.put(
             f"scan/{ctx.block.height:012d}/{ctx.txid}",
             {
                 "pack": pack.key if pack else None,
+                # An unreadable code is counted by its fingerprint, never stored as text.
+                "unreadable": None if pack else hashlib.sha256(code.encode()).hexdigest(),
                 "verdict": found,
                 "org": ctx.caller.org_id,
                 "by": ctx.caller.fingerprint,

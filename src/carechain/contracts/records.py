@@ -83,7 +83,7 @@ AUTHOR_ROLES = {Role.CLINICIAN, Role.STAFF}
 READER_ROLES = {Role.CLINICIAN, Role.PHARMACIST, Role.STAFF, Role.PATIENT, Role.AUDITOR}
 
 
-def _patient_exists(ctx: Context, patient: str) -> bool:
+def patient_exists(ctx: Context, patient: str) -> bool:
     """A patient member with this id holds a certificate valid at block time."""
     org, member_id = patient.split(":", 1)
     for key, role in ctx.scan_other("governance", f"who/{org}/{member_id}/"):
@@ -168,7 +168,7 @@ class Records(Contract):
                 raise ContractError(f"{where}: record {record_id} already exists")
             seen.add(record_id)
             if patient not in known:
-                known[patient] = _patient_exists(ctx, patient)
+                known[patient] = patient_exists(ctx, patient)
             if not known[patient]:
                 raise ContractError(f"{where}: unknown patient {patient}")
             doc = {

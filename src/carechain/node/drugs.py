@@ -9,6 +9,7 @@ The public view leaves out who a pack was dispensed to.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 import time
@@ -16,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from carechain.contracts.consent import patient_id_of
 from carechain.contracts.drugs import VERDICTS, holder, pack_of, verdict
+from carechain.contracts.membership import MemberRecord
 from carechain.errors import CarechainError, ContractError, InvalidInput, NotFound
 from carechain.ledger.transaction import Transaction, sign_transaction
 from carechain.standards.epcis import CustodyEvent
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
     from carechain.node.node import Node
 
 log = logging.getLogger(__name__)
+
+_EVENT_TAIL = re.compile(r"\d{12}/[0-9a-f]{64}")
 
 PREFIX = "drugs/"
 STEP_WORDS = {
@@ -43,15 +48,19 @@ PUBLIC_SCAN_EVERY_MS = 60_000
 """A suspicious code scanned on the public page is recorded at most once a minute."""
 PUBLIC_SCANS_PER_MINUTE = 600
 """And at most this many public scans a minute in all: the page needs no login."""
+PUBLIC_SCANS_PER_CLIENT = 10
+"""And at most this many a minute from one client address, so that one cannot use up
+the budget (or fill the chain) with made-up codes."""
 
 
 class DrugService:
     def __init__(self, node: Node) -> None:
         self.node = node
         self._public_seen: dict[str, int] = {}
+        self._by_client: dict[str, list[int]] = {}
         self._public_lock = threading.Lock()
 
-    def record_public_scan(self, pack: str, found: str) -> bool:
+    def record_public_scan(self, pack: str, found: str, client: str = "") -> bool:
         """Put a public-page scan whose verdict is not genuine on the chain (signed by this
         node, not waited for), so that regulators see where suspicious codes turn up.
         Throttled; True if submitted."""
@@ -60,11 +69,21 @@ class DrugService:
         now = int(time.time() * 1000)
         with self._public_lock:
             recent = {k: t for k, t in self._public_seen.items() if now - t < PUBLIC_SCAN_EVERY_MS}
-            if pack in recent or len(recent) >= PUBLIC_SCANS_PER_MINUTE:
-                self._public_seen = recent
+            mine = [t for t in self._by_client.get(client, []) if now - t < PUBLIC_SCAN_EVERY_MS]
+            self._by_client = {
+                c: kept
+                for c, times in self._by_client.items()
+                if (kept := [t for t in times if now - t < PUBLIC_SCAN_EVERY_MS])
+            }
+            self._public_seen = recent
+            if (
+                pack in recent
+                or len(recent) >= PUBLIC_SCANS_PER_MINUTE
+                or len(mine) >= PUBLIC_SCANS_PER_CLIENT
+            ):
                 return False
             recent[pack] = now
-            self._public_seen = recent
+            self._by_client[client] = [*mine, now]
         body = Transaction(
             chain=self.node.chain,
             contract="drugs",
@@ -87,8 +106,11 @@ class DrugService:
         return None if raw is None else orjson.loads(raw)
 
     def _events(self, item: str) -> list[dict[str, Any]]:
-        rows = self.node.state.scan(f"{PREFIX}event/{item}/")
-        return [orjson.loads(v) for _, v in rows]
+        """The item's own events: a serial may hold ``/``, so ``event/AB/`` also starts the
+        keys of pack ``AB/1``; only ``<height>/<txid>`` right after the prefix is ours."""
+        prefix = f"{PREFIX}event/{item}/"
+        rows = self.node.state.scan(prefix)
+        return [orjson.loads(v) for k, v in rows if _EVENT_TAIL.fullmatch(k[len(prefix) :])]
 
     def pack(self, code: str) -> PackId:
         try:
@@ -96,7 +118,14 @@ class DrugService:
         except ContractError as exc:
             raise InvalidInput(exc.message) from None
 
-    def view(self, code: str, seller: str | None = None, *, public: bool = False) -> dict[str, Any]:
+    def view(
+        self,
+        code: str,
+        seller: str | None = None,
+        *,
+        public: bool = False,
+        viewer: MemberRecord | None = None,
+    ) -> dict[str, Any]:
         """A pack: its verdict (in words), product, lot, expiry, holder and journey."""
         pack = self.pack(code)
         now = max(self.node.state.time_ms, int(time.time() * 1000))
@@ -127,11 +156,13 @@ class DrugService:
                 for k, v in (self._get(f"product/{doc['product']}") or {}).items()
                 if k in ("strength", "form", "approval")
             },
-            journey=self.journey(pack.key, public=public),
+            journey=self.journey(pack.key, public=public, viewer=viewer),
         )
         return view
 
-    def journey(self, item: str, *, public: bool = False) -> list[dict[str, Any]]:
+    def journey(
+        self, item: str, *, public: bool = False, viewer: MemberRecord | None = None
+    ) -> list[dict[str, Any]]:
         """The pack's events and its containers' while it was inside, oldest first."""
         steps = self._journey(item, 0, 2**62, 0)
         steps.sort(key=lambda e: (e["time"], e.get("txid", "")))
@@ -147,7 +178,12 @@ class DrugService:
             for field in ("to", "source", "parent", "shipment"):
                 if event.get(field):
                     shown[field] = event[field]
-            if not public and event.get("patient"):
+            if (
+                not public
+                and event.get("patient")
+                and viewer is not None
+                and (viewer.org_id == event["org"] or patient_id_of(viewer) == event["patient"])
+            ):  # who a pack went to: for the dispensing organisation and the patient only
                 shown["patient"] = event["patient"]
             out.append(shown)
         return out
