@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -25,19 +25,6 @@ from support import Server
 Member = Callable[[str], Credentials]
 GTIN = "09506000134352"
 PATIENT = "pumch:patient-7f3a9c"
-
-
-@pytest.fixture
-def as_member(api: Server, member: Member) -> Iterator[Callable[[str], NodeClient]]:
-    clients: list[NodeClient] = []
-
-    def make(name: str) -> NodeClient:
-        clients.append(NodeClient(api.url, member(name)))
-        return clients[-1]
-
-    yield make
-    for c in clients:
-        c.close()
 
 
 def call(c: NodeClient, method: str, args: dict[str, Any]) -> Any:

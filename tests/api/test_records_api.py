@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -39,19 +39,6 @@ DAY_MS = 24 * 3600 * 1000
 
 def example(name: str) -> bytes:
     return (FHIR / "examples" / name).read_bytes()
-
-
-@pytest.fixture
-def as_member(api: Server, member: Member) -> Iterator[Callable[[str], NodeClient]]:
-    clients: list[NodeClient] = []
-
-    def make(name: str) -> NodeClient:
-        clients.append(NodeClient(api.url, member(name)))
-        return clients[-1]
-
-    yield make
-    for c in clients:
-        c.close()
 
 
 @pytest.fixture
