@@ -19,6 +19,7 @@ import pytest
 from carechain.api.client import build_transaction
 from carechain.contracts.drugs import verdict
 from carechain.identity.wallet import Credentials
+from carechain.node.drugs import DrugService
 from carechain.node.node import Node, TxStatus
 from carechain.standards.gs1 import PackId, with_check_digit
 
@@ -286,3 +287,32 @@ def test_an_unreadable_code_is_counted_by_its_fingerprint(node: Node, member: Me
     ok(send(node, member(PHARMACY), "verify", {"code": "(01)09506000134353(21)X"}))
     (scan,) = [orjson.loads(v) for _, v in node.state.scan("drugs/scan/")]
     assert scan["pack"] is None and scan["verdict"] == "unknown" and len(scan["unreadable"]) == 64
+
+
+def test_a_journey_keeps_the_order_of_steps_within_one_block(node: Node, member: Member) -> None:
+    """Unpack, repack and ship in one block: the journey follows the block's order."""
+    maker = member(MAKER)
+    ok(send(node, maker, "commission", packs("ORD1")))
+    ok(send(node, maker, "aggregate", {"parent": sscc(201), "children": [sgtin("ORD1")]}))
+    sid = shipment()
+    steps = [
+        ("disaggregate", {"parent": sscc(201)}),
+        ("aggregate", {"parent": sscc(202), "children": [sgtin("ORD1")]}),
+        ("ship", {"shipment": sid, "to": "yf-pharmacy", "items": [sscc(202)]}),
+    ]
+    txs = [build_transaction(maker, "demo", "drugs", m, a) for m, a in steps]
+    receipts = node.submit(txs)
+    assert all(not isinstance(r, Exception) and r.wait(10) for r in receipts)
+    heights = {node.tx_status(tx.txid).height for tx in txs}
+    assert len(heights) == 1, heights  # one block
+    assert all(node.tx_status(tx.txid).code == "ok" for tx in txs)
+    ok(send(node, member(PHARMACY), "receive", {"shipment": sid}))
+    journey = DrugService(node).journey(sgtin("ORD1"))
+    assert [(s["step"], s.get("parent")) for s in journey] == [
+        ("commissioning", None),
+        ("packing", sscc(201)),
+        ("unpacking", sscc(201)),
+        ("packing", sscc(202)),
+        ("shipping", None),
+        ("receiving", None),
+    ]

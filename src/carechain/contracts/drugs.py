@@ -156,7 +156,13 @@ class Drugs(Contract):
 
     def _event(self, ctx: Context, key: str, action: str, **fields: Any) -> None:
         """An EPCIS-like event on a pack or unit (``key`` without its kind prefix)."""
-        doc = {"action": action, "org": ctx.caller.org_id, "time": ctx.time_ms, "txid": ctx.txid}
+        doc = {
+            "action": action,
+            "org": ctx.caller.org_id,
+            "time": ctx.time_ms,
+            "txid": ctx.txid,
+            "seq": [ctx.block.height, ctx.index],  # the order of events, within a block too
+        }
         doc.update(fields)
         ctx.put(f"event/{key}/{ctx.block.height:012d}/{ctx.txid}", doc)
 

@@ -115,12 +115,12 @@ class Executor:
         self._membership_dirty = False
         if block.height > 0:
             self._check_signatures_ahead(overlay, txs)
-        for tx in txs:
+        for index, tx in enumerate(txs):
             try:
                 if block.height == 0:
                     self._genesis(overlay, block, tx, txs)
                 else:
-                    self._execute_one(consumed, overlay, block, tx, seen, run.nonces)
+                    self._execute_one(consumed, overlay, block, tx, seen, run.nonces, index)
                 run.results.append(TxResult(STATUS_OK))
             except _Rejected as rej:
                 run.results.append(TxResult(rej.code, rej.message))
@@ -140,6 +140,7 @@ class Executor:
         tx: SignedTransaction,
         seen: set[tuple[str, str]],
         nonces: list[tuple[str, str, str]],
+        index: int = 0,
     ) -> None:
         body = tx.body
         # 1. chain
@@ -168,7 +169,7 @@ class Executor:
         # 7-8. authorise, run
         tx_overlay = Overlay(overlay)
         args = Args(body.args)
-        ctx = Context(contract.name, tx_overlay, tx, caller, cosigners, block)
+        ctx = Context(contract.name, tx_overlay, tx, caller, cosigners, block, index)
         try:
             authorise(policy, caller, cosigners, args)
             fn(ctx, args)

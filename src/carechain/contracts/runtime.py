@@ -153,6 +153,7 @@ class Context:
         caller: MemberRecord | None,
         cosigners: dict[Fingerprint, MemberRecord],
         block: BlockInfo,
+        index: int = 0,
     ) -> None:
         self.contract = contract
         self._overlay = overlay
@@ -160,6 +161,8 @@ class Context:
         self._caller = caller
         self.cosigners = cosigners
         self.block = block
+        self.index = index
+        """The transaction's position in its block: with the height, the order of events."""
 
     @property
     def caller(self) -> MemberRecord:

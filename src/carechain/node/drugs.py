@@ -13,6 +13,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -29,6 +30,17 @@ if TYPE_CHECKING:
     from carechain.node.node import Node
 
 log = logging.getLogger(__name__)
+
+Order = tuple[int, int, int]
+"""Where an event stands: block time, height, position in the block."""
+_FIRST: Order = (-1, -1, -1)
+_LAST: Order = (2**62, 0, 0)
+
+
+def _order(event: Mapping[str, Any]) -> Order:
+    height, index = event.get("seq", (0, 0))
+    return (int(event["time"]), int(height), int(index))
+
 
 _EVENT_TAIL = re.compile(r"\d{12}/[0-9a-f]{64}")
 
@@ -164,8 +176,8 @@ class DrugService:
         self, item: str, *, public: bool = False, viewer: MemberRecord | None = None
     ) -> list[dict[str, Any]]:
         """The pack's events and its containers' while it was inside, oldest first."""
-        steps = self._journey(item, 0, 2**62, 0)
-        steps.sort(key=lambda e: (e["time"], e.get("txid", "")))
+        steps = self._journey(item, _FIRST, _LAST, 0)
+        steps.sort(key=_order)
         out = []
         for event in steps:
             shown = {
@@ -188,8 +200,9 @@ class DrugService:
             out.append(shown)
         return out
 
-    def _journey(self, item: str, start: int, end: int, depth: int) -> list[dict[str, Any]]:
-        events = [dict(e, subject=item) for e in self._events(item) if start <= e["time"] <= end]
+    def _journey(self, item: str, start: Order, end: Order, depth: int) -> list[dict[str, Any]]:
+        events = sorted((dict(e, subject=item) for e in self._events(item)), key=_order)
+        events = [e for e in events if start <= _order(e) <= end]
         found = list(events)
         if depth >= 3:
             return found
@@ -198,15 +211,15 @@ class DrugService:
         for event in events:
             step = event.get("biz_step")
             if step == "packing" and event.get("parent"):
-                inside, since = event["parent"], event["time"]
+                inside, since = event["parent"], _order(event)
             elif step in ("unpacking", "dispensing") and inside is not None:
-                found += self._container(inside, since, event["time"], depth)
+                found += self._container(inside, since, _order(event), depth)
                 inside = None
         if inside is not None:
             found += self._container(inside, since, end, depth)
         return found
 
-    def _container(self, sscc: str, start: int, end: int, depth: int) -> list[dict[str, Any]]:
+    def _container(self, sscc: str, start: Order, end: Order, depth: int) -> list[dict[str, Any]]:
         return [
             e
             for e in self._journey(sscc, start, end, depth + 1)
@@ -222,7 +235,7 @@ class DrugService:
             doc = self._get(f"pack/{pack.key}")
             if doc is None:
                 raise NotFound(f"pack {pack.key} was never commissioned")
-            for event in self._journey(pack.key, 0, 2**62, 0):
+            for event in self._journey(pack.key, _FIRST, _LAST, 0):
                 subject = event.pop("subject")
                 if subject != pack.key and event.get("biz_step") in ("packing", "unpacking"):
                     continue  # the pack's own packing events say it
@@ -233,7 +246,7 @@ class DrugService:
                     doc["lot"] if mine else None,
                     doc["expiry"] if mine else None,
                 )
-        return sorted(out.values(), key=lambda e: (e.event["time"], e.event["txid"], e.subject))
+        return sorted(out.values(), key=lambda e: (_order(e.event), e.subject))
 
     def shipment(self, shipment_id: str) -> dict[str, Any]:
         found = self._get(f"shipment/{shipment_id}")
