@@ -50,6 +50,7 @@ class DrugsLedger:
             time_ms=START_MS + self.height * 60_000,
             txid=f"{self.height:064x}",
             block=SimpleNamespace(height=self.height),
+            index=0,
             get=self.state.get,
             put=self._put,
             read=lambda contract, key: {"status": "active"} if contract == "governance" else None,
