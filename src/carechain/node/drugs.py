@@ -153,6 +153,7 @@ class DrugService:
         if doc is None:
             return view
         top_key, top = holder(self._get, f"pack/{pack.key}")
+        product = self._get(f"product/{doc['product']}") or {}
         view.update(
             product=doc["product"],
             lot=doc["lot"],
@@ -162,11 +163,9 @@ class DrugService:
             holder=None if top is None else top["owner"],
             inside=None if top_key == f"pack/{pack.key}" else top_key.split("/", 1)[1],
             recall=self._get(f"lot/{doc['product']}/{doc['lot']}"),
-            product_name=(self._get(f"product/{doc['product']}") or {}).get("name"),
+            product_name=product.get("name"),
             product_details={
-                k: v
-                for k, v in (self._get(f"product/{doc['product']}") or {}).items()
-                if k in ("strength", "form", "approval")
+                k: v for k, v in product.items() if k in ("strength", "form", "approval")
             },
             journey=self.journey(pack.key, public=public, viewer=viewer),
         )

@@ -425,6 +425,18 @@ class RecordService:
         self._check_purpose(reader, purpose, reason)
         self._check_patient(patient)
         records = [r for _, r in self._scan(f"patient/{patient}/record/")]
+        return self._export_here(reader, evidence, patient, records, purpose, reason, timeout_s)
+
+    def _export_here(
+        self,
+        reader: MemberRecord,
+        evidence: RequestEvidence,
+        patient: str,
+        records: list[dict[str, Any]],
+        purpose: str,
+        reason: str,
+        timeout_s: float,
+    ) -> tuple[list[ServedRecord], dict[str, Any] | None]:
         here = [r for r in records if r["status"] == "active" and self.vault.hosts(r["custodian"])]
         if purpose not in ("emergency", "self"):
             grantable = readable(self._scan, self._get, reader, patient, here, purpose, self._now())
@@ -464,17 +476,18 @@ class RecordService:
         parts: list[bytes] = []
         events: list[str] = []
         refusals: list[str] = []
+        records = [r for _, r in self._scan(f"patient/{patient}/record/")]
         try:
-            served, event = self.export_here(reader, evidence, patient, purpose, reason, timeout_s)
+            served, event = self._export_here(
+                reader, evidence, patient, records, purpose, reason, timeout_s
+            )
         except AccessRefused as exc:
             refusals.append(exc.message)
         else:
             parts += [s.data for s in served]
             events += [event["id"]] if event else []
         elsewhere = [
-            r
-            for _, r in self._scan(f"patient/{patient}/record/")
-            if r["status"] == "active" and not self.vault.hosts(r["custodian"])
+            r for r in records if r["status"] == "active" and not self.vault.hosts(r["custodian"])
         ]
         unreached: list[dict[str, Any]] = []
         for org in sorted({r["custodian"] for r in elsewhere}):
