@@ -18,6 +18,10 @@ What it measures (figures as ../shared/BENCHMARKS.md gives them):
   catches up, from its start until it has the others' height.
 
 All processes listen on 127.0.0.1 and are stopped before the script ends.
+
+To see where a peer's CPU goes, set ``CARECHAIN_BENCH_PYSPY`` to a folder
+holding a ``py-spy`` binary (``pip install py-spy``): each peer then runs
+under ``py-spy record`` and leaves its samples (collapsed stacks) there.
 """
 
 from __future__ import annotations
@@ -56,9 +60,27 @@ class Peer:
         self._http: Any = None
 
     def start(self) -> None:
+        command = [sys.executable, "-m", "carechain", "up", "--data", str(self.data_dir)]
+        profile_dir = os.environ.get("CARECHAIN_BENCH_PYSPY")
+        if profile_dir:  # a py-spy binary's folder: each peer records a flame profile
+            out = Path(profile_dir) / f"{self.org}-{time.time_ns()}.txt"
+            command = [
+                str(Path(profile_dir) / "py-spy"),
+                "record",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--rate",
+                "100",
+                "--subprocesses",
+                "-o",
+                str(out),
+                "--",
+                *command,
+            ]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "carechain", "up", "--data", str(self.data_dir)],
+                command,
                 stdout=log,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
@@ -93,7 +115,12 @@ class Peer:
             self._http = None
         if self.proc is None:
             return
-        self.proc.terminate()
+        if os.environ.get("CARECHAIN_BENCH_PYSPY"):
+            import signal
+
+            self.proc.send_signal(signal.SIGINT)  # py-spy writes its profile on Ctrl-C
+        else:
+            self.proc.terminate()
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -166,6 +193,7 @@ def bench_throughput(
     identity = str(consortium / "orgs" / "pumch" / "members" / "admin")
     per_run = len(wires) // runs
     rates = []
+    first_height = top_height(peers)
     cpu_before = cpu_by_group(peers, etcd_pids)
     for run in range(runs):
         part = wires[run * per_run : (run + 1) * per_run]
@@ -196,6 +224,8 @@ def bench_throughput(
         )
     cpu_after = cpu_by_group(peers, etcd_pids)
     total = len(part) * runs
+    blocks = top_height(peers) - first_height
+    print(f"  {blocks} blocks, {total / max(blocks, 1):.0f} transactions per block on average")
     print("  CPU per transaction (all runs), where the two cores went:")
     for name, after in cpu_after.items():
         used = after - cpu_before.get(name, 0.0)
