@@ -18,7 +18,10 @@ SGTINs of GTIN 09506000134352, GS1's example GTIN
 * journeys_per_s: packs that go the whole way, each by its own
   transactions: commission (sinopharm-mfg) -> ship to jd-logistics ->
   receive (jd-logistics) -> ship to yf-pharmacy -> receive (yf-pharmacy) ->
-  dispense to a patient (ph-chen): 6 transactions a pack. A step needs the
+  dispense (ph-chen) to the demo's registered patient (a dispense names a
+  patient the chain knows; which one does not change the work): 6
+  transactions a pack. The regulator first licenses GS1's example company
+  prefix to the maker. A step needs the
   one before it committed, so packs travel in waves of ``--wave`` packs:
   for each step the organisation that acts sends one POST
   /v1/transactions/batch?wait=true holding one transaction per pack of the
@@ -152,6 +155,22 @@ def prepare_commission(
     return requests
 
 
+PATIENT = "pumch:patient-7f3a9c"
+"""The demo consortium's patient member: ``drugs.dispense`` refuses a patient not on the chain."""
+
+
+def license_maker(node: NodeProcess, consortium: Any) -> None:
+    """The regulator licenses GS1's example company prefix to the maker (commissioning
+    needs it: contracts/drugs.py)."""
+    from carechain.api.client import NodeClient, build_transaction
+
+    with NodeClient(node.url, consortium.members["nmpa/admin"]) as c:
+        tx = build_transaction(
+            c.creds, "demo", "drugs", "license", {"org": "sinopharm-mfg", "gs1_prefix": "9506000"}
+        )
+        c.request("POST", "/v1/drugs/license", raw_body=tx.wire_bytes())
+
+
 def commission_run(node: NodeProcess, requests: list[tuple[Request, int]], threads: int) -> float:
     """Send every request, ``threads`` in flight; serials committed per second."""
     queue = [request for request, _ in reversed(requests)]
@@ -210,7 +229,7 @@ class Wave:
         maker, dist, pharm = m[MAKER_MEMBER], m[DISTRIBUTOR_MEMBER], m[PHARMACIST]
         self.keys = [pack_key(f"{tag}{i:06d}") for i in range(count)]
         self.shipments = [(new_shipment(), new_shipment()) for _ in self.keys]
-        self.patients = [f"pumch:patient-{tag.lower()}{i:06d}" for i in range(count)]
+        self.patients = [PATIENT] * count
         plan: list[tuple[Any, str, list[dict[str, Any]]]] = [
             (maker, "commission", [{"packs": [{"code": k, "lot": tag, "expiry": expiry}]}
                                    for k in self.keys]),
@@ -378,6 +397,7 @@ def main() -> int:
         commissioned: list[str] = []
         waves: list[Wave] = []
         with NodeProcess(consortium.node_dir, log) as node:
+            license_maker(node, consortium)
             print(
                 f"commissioning: {args.runs} runs of {args.commission:,} serials, "
                 f"{PER_COMMISSION:,} per transaction, {args.commission_threads} in flight, REST"

@@ -47,6 +47,8 @@ class Step:
     height: int
     time: int
     txid: str
+    index: int = 0
+    """The transaction's position in its block."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,13 @@ def encode(value: dict[str, Any]) -> bytes:
 
 def _event(key: str, step: Step, action: str, org: str, **fields: Any) -> tuple[str, bytes]:
     """``Drugs._event``: ``event/<item>/<height:012d>/<txid>``."""
-    doc = {"action": action, "org": org, "time": step.time, "txid": step.txid}
+    doc = {
+        "action": action,
+        "org": org,
+        "time": step.time,
+        "txid": step.txid,
+        "seq": [step.height, step.index],
+    }
     doc.update(fields)
     return f"event/{key}/{step.height:012d}/{step.txid}", encode(doc)
 
@@ -194,8 +202,8 @@ def real_journey(state: Any, key: str, shipments: tuple[str, str], patient: str)
     steps = []
     for row_key, value in state.scan(f"{PREFIX}event/{key}/"):
         doc = orjson.loads(value)
-        steps.append(Step(int(row_key.split("/")[-2]), doc["time"], doc["txid"]))
-    steps.sort(key=lambda s: (s.height, s.time))
+        steps.append(Step(int(row_key.split("/")[-2]), doc["time"], doc["txid"], doc["seq"][1]))
+    steps.sort(key=lambda s: (s.height, s.index))
     return Journey(key, pack["lot"], pack["expiry"], tuple(steps), shipments, patient)
 
 
@@ -239,7 +247,7 @@ def synthetic_groups(count: int, now_ms: int, expiry: str, seed: int) -> Iterato
         depth = rng.choices(STAGES, STAGE_WEIGHTS)[0]
         lot = f"L{start // GROUP:06d}"
         shared = tuple(
-            Step(1 + n, now_ms - (30 - 5 * n) * DAY_MS, _txid(rng)) for n in range(min(depth, 5))
+            Step(1 + n, now_ms - (30 - 5 * n) * DAY_MS, _txid(rng), 0) for n in range(min(depth, 5))
         )
         shipments = (f"shp-{rng.getrandbits(96):024x}", f"shp-{rng.getrandbits(96):024x}")
         group = []

@@ -77,3 +77,23 @@ def run_verify(node_dir: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
+
+
+DEMO_LICENCES = ({"gs1_prefix": "9506000"}, {"cn_product": "8123456"})
+"""What the drug tests commission under, licensed to the demo's manufacturer by its regulator:
+GS1's example company prefix 9506000 (of GS1's example GTIN 09506000134352 and SSCCs
+0 9506000 ...; tests/standards/gs1/testdata/README.md) and the made-up 药品标识码 of the
+tests' 20-digit traceability codes."""
+
+
+def license_demo_maker(node: Node, regulator: object) -> None:
+    """Record the demo licences on ``node``, signed by ``regulator`` (NMPA's credentials)."""
+    from carechain.api.client import build_transaction
+
+    for licence in DEMO_LICENCES:
+        tx = build_transaction(
+            regulator, "demo", "drugs", "license", {"org": "sinopharm-mfg", **licence}
+        )
+        status = node.submit_one(tx, wait_s=10)
+        if status.code != "ok":
+            raise RuntimeError(f"licence {licence} refused: {status.message}")

@@ -20,11 +20,19 @@ from carechain.node.node import Node
 from carechain.standards.epcis import import_document
 from carechain.standards.gs1 import PackId, with_check_digit
 from carechain.standards.qr import read_codes, read_pack
-from support import Server
+from support import Server, license_demo_maker
 
 Member = Callable[[str], Credentials]
 GTIN = "09506000134352"
 PATIENT = "pumch:patient-7f3a9c"
+
+
+@pytest.fixture(autouse=True)
+def _licensed(request: pytest.FixtureRequest) -> None:
+    """The regulator licenses the demo maker's prefix and product code before a test's node runs."""
+    if "node" in request.fixturenames:
+        member = request.getfixturevalue("member")
+        license_demo_maker(request.getfixturevalue("node"), member("nmpa/admin"))
 
 
 def call(c: NodeClient, method: str, args: dict[str, Any]) -> Any:
@@ -233,3 +241,31 @@ def test_one_client_cannot_use_up_the_public_scan_budget(node: Node) -> None:
     recorded = [service.record_public_scan(key(f"R{i}"), "unknown", "10.0.0.9") for i in range(15)]
     assert recorded.count(True) == 10
     assert service.record_public_scan(key("R99"), "unknown", "10.0.0.10")
+
+
+def test_licences_are_listed_and_a_refused_shipment_goes_back(
+    as_member: Callable[[str], NodeClient], at_pharmacy: list[str]
+) -> None:
+    maker, pharmacy = as_member("sinopharm-mfg/qa-01"), as_member("yf-pharmacy/ph-chen")
+    listed = pharmacy.request("GET", "/v1/drugs/licences")["licences"]
+    assert {(x.get("gs1_prefix") or x.get("cn_product"), x["org"], x["by"]) for x in listed} == {
+        ("9506000", "sinopharm-mfg", "nmpa"), ("8123456", "sinopharm-mfg", "nmpa")}  # fmt: skip
+    assert pharmacy.request("GET", "/v1/drugs/licences", params={"org": "icbc"}) == {"licences": []}
+    with pytest.raises(ApiError) as refused:
+        call(maker, "license", {"org": "sinopharm-mfg", "gs1_prefix": "6901234"})
+    assert refused.value.http_status == 403
+    # The pharmacy ships P1 back to the maker, which refuses it: P1 stays the pharmacy's.
+    sid = "shp-" + secrets.token_hex(12)
+    call(pharmacy, "ship", {"shipment": sid, "to": "sinopharm-mfg", "items": [at_pharmacy[0]]})
+    with pytest.raises(ApiError) as wrong:
+        call(pharmacy, "reject_shipment", {"shipment": sid, "reason": "damaged"})
+    assert wrong.value.http_status == 403 and "not sent to yf-pharmacy" in wrong.value.message
+    assert (
+        call(maker, "reject_shipment", {"shipment": sid, "reason": "not_ordered"})["code"] == "ok"
+    )
+    seen = pharmacy.request("GET", f"/v1/drugs/shipments/{sid}")
+    assert seen["status"] == "rejected" and seen["reason"] == "not_ordered"
+    view = pharmacy.request(
+        "GET", "/v1/drugs/pack", params={"code": at_pharmacy[0], "selling": True}
+    )
+    assert view["verdict"] == "genuine" and view["journey"][-1]["step"] == "arriving"

@@ -23,7 +23,7 @@ import pytest
 from carechain.node.consortium import Consortium
 from carechain.node.node import Node
 from carechain.standards.gs1 import with_check_digit
-from support import Server
+from support import Server, license_demo_maker
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +43,14 @@ class Run:
 
 
 Cli = Callable[..., Run]
+
+
+@pytest.fixture(autouse=True)
+def _licensed(request: pytest.FixtureRequest) -> None:
+    """The regulator licenses the demo maker's prefix and product code before a test's node runs."""
+    if "node" in request.fixturenames:
+        member = request.getfixturevalue("member")
+        license_demo_maker(request.getfixturevalue("node"), member("nmpa/admin"))
 
 
 @pytest.fixture
@@ -264,3 +272,41 @@ def test_a_named_product_shows_at_the_counter(cli: Cli) -> None:
     assert "drug      阿莫西林胶囊 0.25 g" in checked.out, checked
     one_line_error(cli("yf-pharmacy/ph-chen", "register-product", "--product", GTIN, "--name",
                        "Fake"), "forbidden")  # fmt: skip
+
+
+def test_the_regulator_licenses_prefixes_and_a_shipment_can_be_refused(
+    cli: Cli, node: Node
+) -> None:
+    # The demo maker's licences (the autouse fixture) and one more, from the command line.
+    granted = cli(REGULATOR, "license", "--org", "sinopharm-mfg", "--gs1-prefix", "6901234")
+    assert granted.code == 0 and "licensed 6901234 to sinopharm-mfg" in granted.out, granted
+    listed = cli(MAKER, "licences", "--org", "sinopharm-mfg")
+    assert [line.split()[0] for line in listed.out.splitlines()] == [
+        "cn:8123456", "6901234", "9506000"]  # fmt: skip
+    height = node.state.height
+    one_line_error(cli(REGULATOR, "license", "--org", "sinopharm-mfg", "--gs1-prefix", "69A"),
+                   "--gs1-prefix", "4 to 12 digits")  # fmt: skip
+    one_line_error(cli(REGULATOR, "license", "--org", "sinopharm-mfg"), "exactly one")
+    one_line_error(cli(MAKER, "license", "--org", "sinopharm-mfg", "--cn-product", "7654321"),
+                   "forbidden")  # fmt: skip
+    one_line_error(cli(REGULATOR, "withdraw-licence", "--gs1-prefix", "6901234", "--reason",
+                       "whim"), "--reason")  # fmt: skip
+    assert node.state.height == height + 1  # only the maker's refused licence was signed
+    ended = cli(REGULATOR, "withdraw-licence", "--gs1-prefix", "6901234", "--reason", "error")
+    assert ended.code == 0 and "withdrew the licence of 6901234" in ended.out, ended
+    # A shipment the pharmacy refuses goes back; one the maker calls back stays.
+    assert cli(MAKER, "commission", "--lot", "L9", "--expiry", "291231", sgtin("R1"),
+               sgtin("R2")).code == 0  # fmt: skip
+    first = cli(MAKER, "ship", "--to", "yf-pharmacy", sgtin("R1"))
+    sent = first.out.strip()
+    one_line_error(cli(PHARMACIST, "reject-shipment", sent, "--reason", "mouldy"), "--reason")
+    one_line_error(cli(MAKER, "reject-shipment", sent, "--reason", "damaged"), "not sent to")
+    refused = cli(PHARMACIST, "reject-shipment", sent, "--reason", "damaged")
+    assert refused.code == 0, refused
+    assert f"rejected {sent} from sinopharm-mfg (damaged): 1 item(s)" in refused.out
+    second = cli(MAKER, "ship", "--to", "jd-logistics", sgtin("R2")).out.strip()
+    called = cli(MAKER, "cancel-shipment", second, "--reason", "wrong_receiver")
+    assert called.code == 0 and "stay with sinopharm-mfg" in called.out, called
+    one_line_error(cli(MAKER, "cancel-shipment", "shp-123", "--reason", "other"), "shipment id")
+    check = cli(MAKER, "check", "--selling", sgtin("R1"))
+    assert check.code == 0 and "genuine" in check.out, check

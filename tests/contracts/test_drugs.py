@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -18,15 +19,27 @@ import pytest
 
 from carechain.api.client import build_transaction
 from carechain.contracts.drugs import verdict
+from carechain.crypto.suite import DEFAULT
+from carechain.identity.certificates import create_org_ca, fingerprint_of, issue_member_certificate
+from carechain.identity.roles import OrgType, Role
 from carechain.identity.wallet import Credentials
 from carechain.node.drugs import DrugService
 from carechain.node.node import Node, TxStatus
 from carechain.standards.gs1 import PackId, with_check_digit
+from support import license_demo_maker
 
 Member = Callable[[str], Credentials]
 GTIN = "09506000134352"
 MAKER, CARRIER, PHARMACY = "sinopharm-mfg/qa-01", "jd-logistics/admin", "yf-pharmacy/ph-chen"
 CN_CODE = "81234567890123456789"  # made up: the NMPA rule's layout is not public
+
+
+@pytest.fixture(autouse=True)
+def _licensed(request: pytest.FixtureRequest) -> None:
+    """The regulator licenses the demo maker's prefix and product code before a test's node runs."""
+    if "node" in request.fixturenames:
+        member = request.getfixturevalue("member")
+        license_demo_maker(request.getfixturevalue("node"), member("nmpa/admin"))
 
 
 def send(node: Node, creds: Credentials, method: str, args: dict[str, Any]) -> TxStatus:
@@ -316,3 +329,182 @@ def test_a_journey_keeps_the_order_of_steps_within_one_block(node: Node, member:
         ("shipping", None),
         ("receiving", None),
     ]
+
+
+# -- licences: who may commission which products ------------------------------------------
+
+OTHER_GTIN = "06901234567892"  # a GTIN-13 under prefix 6901234 (check digit computed)
+
+
+def _admit_manufacturer(node: Node, member: Member, org_id: str) -> Credentials:
+    """Admit a second manufacturer the way a consortium does: a proposal and a majority."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    ca_key = DEFAULT.generate_private_key()
+    ca_pem = create_org_ca(org_id, "江苏恒瑞医药 Hengrui", OrgType.MANUFACTURER, ca_key,
+                           now - timedelta(days=1), now + timedelta(days=400))  # fmt: skip
+    admin_key = DEFAULT.generate_private_key()
+    valid = (now - timedelta(minutes=1), now + timedelta(days=365))
+    admin_pem = issue_member_certificate(
+        ca_pem, ca_key, "admin", Role.ADMIN, DEFAULT.public_key(admin_key), *valid
+    )
+    proposal = node.submit_one(
+        build_transaction(member("pumch/admin"), "demo", "governance", "propose_admit_org",
+                          {"ca_certificate": ca_pem.decode(), "admin_certificates":
+                           [admin_pem.decode()]}), wait_s=10)  # fmt: skip
+    ok(proposal)
+    for org in ("chaoyang-clinic", "yf-pharmacy", "sinopharm-mfg", "jd-logistics"):
+        vote = build_transaction(member(f"{org}/admin"), "demo", "governance", "vote",
+                                 {"proposal": proposal.txid, "approve": True})  # fmt: skip
+        ok(node.submit_one(vote, wait_s=10))
+    return Credentials(fingerprint_of(admin_pem), admin_pem, admin_key)
+
+
+def test_only_the_licensee_of_a_prefix_commissions_its_products(node: Node, member: Member) -> None:
+    hengrui = _admit_manufacturer(node, member, "hengrui")
+    regulator = member("nmpa/admin")
+    # sinopharm-mfg holds 9506000 (the autouse fixture): hengrui cannot claim its GTINs.
+    squat = send(node, hengrui, "commission", packs("H1"))
+    assert squat.code == "forbidden" and "licensed to sinopharm-mfg" in (squat.message or "")
+    named = {"product": GTIN, "name": "假药 fake"}
+    assert send(node, hengrui, "register_product", named).code == "forbidden"
+    # Nor may sinopharm commission a prefix nobody holds.
+    other = {"packs": [{"code": PackId.sgtin(OTHER_GTIN, "Z1").key, "lot": "L1",
+                        "expiry": "291231"}]}  # fmt: skip
+    unlicensed = send(node, member(MAKER), "commission", other)
+    assert unlicensed.code == "forbidden" and "licensed to anyone" in (unlicensed.message or "")
+    # The regulator licenses 6901234 to hengrui, which then commissions under it.
+    ok(send(node, regulator, "license", {"org": "hengrui", "gs1_prefix": "6901234"}))
+    ok(send(node, hengrui, "commission", other))
+    assert state(node, f"product/{OTHER_GTIN}")["manufacturer"] == "hengrui"
+    other["packs"][0]["code"] = PackId.sgtin(OTHER_GTIN, "Z2").key
+    assert send(node, member(MAKER), "commission", other).code == "forbidden"
+    # A licence moves: withdrawn from sinopharm, granted to hengrui; old packs keep their maker.
+    ok(send(node, member(MAKER), "commission", packs("H2")))
+    ok(
+        send(
+            node, regulator, "withdraw_licence", {"gs1_prefix": "9506000", "reason": "transferred"}
+        )
+    )
+    after = send(node, member(MAKER), "commission", packs("H3"))
+    assert after.code == "forbidden" and "licensed to anyone" in (after.message or "")
+    ok(send(node, regulator, "license", {"org": "hengrui", "gs1_prefix": "9506000"}))
+    ok(send(node, hengrui, "commission", packs("H3")))
+    assert state(node, f"product/{GTIN}")["manufacturer"] == "hengrui"
+    assert state(node, f"pack/{sgtin('H2')}")["manufacturer"] == "sinopharm-mfg"
+    (ended,) = [orjson.loads(v) for _, v in node.state.scan("drugs/withdrawn/gs1/9506000/")]
+    assert ended["org"] == "sinopharm-mfg" and ended["reason"] == "transferred"
+    listed = DrugService(node).licences()
+    assert {(x.get("gs1_prefix") or x.get("cn_product"), x["org"]) for x in listed} == {
+        ("9506000", "hengrui"), ("6901234", "hengrui"), ("8123456", "sinopharm-mfg")}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("who", "args", "code", "words"),
+    [
+        (MAKER, {"org": "sinopharm-mfg", "gs1_prefix": "690"}, "forbidden", ""),
+        ("nmpa/auditor-01", {"org": "sinopharm-mfg", "gs1_prefix": "6901234"}, "forbidden", ""),
+        ("nmpa/admin", {"org": "yf-pharmacy", "gs1_prefix": "6901234"}, "contract_error",
+         "not a manufacturer"),
+        ("nmpa/admin", {"org": "nobody", "gs1_prefix": "6901234"}, "contract_error",
+         "unknown organisation"),
+        ("nmpa/admin", {"org": "sinopharm-mfg", "gs1_prefix": "690"}, "contract_error",
+         "gs1_prefix"),
+        ("nmpa/admin", {"org": "sinopharm-mfg", "gs1_prefix": "69012A"}, "contract_error",
+         "gs1_prefix"),
+        ("nmpa/admin", {"org": "sinopharm-mfg"}, "contract_error", "exactly one"),
+        ("nmpa/admin", {"org": "sinopharm-mfg", "gs1_prefix": "6901234",
+         "cn_product": "1234567"}, "contract_error", "exactly one"),
+        ("nmpa/admin", {"org": "sinopharm-mfg", "cn_product": "123456"}, "contract_error",
+         "cn_product"),
+        ("nmpa/admin", {"org": "sinopharm-mfg", "gs1_prefix": "9506000"}, "contract_error",
+         "already licensed"),
+        ("nmpa/admin", {"org": "sinopharm-mfg", "gs1_prefix": "95060001"}, "contract_error",
+         "lies inside 9506000"),
+        ("nmpa/admin", {"org": "sinopharm-mfg", "gs1_prefix": "950600"}, "contract_error",
+         "would cover 9506000"),
+        ("nmpa/admin", {"org": "sinopharm-mfg", "gs1_prefix": "6901234", "note": "x"},
+         "contract_error", "unknown argument"),
+    ],
+)  # fmt: skip
+def test_a_licence_is_granted_by_a_regulator_to_a_manufacturer_only(
+    node: Node, member: Member, who: str, args: dict[str, Any], code: str, words: str
+) -> None:
+    before = contract_state(node)
+    status = send(node, member(who), "license", args)
+    assert status.code == code and words in (status.message or ""), status.message
+    assert contract_state(node) == before
+
+
+def test_withdrawing_a_licence_is_checked(node: Node, member: Member) -> None:
+    before = contract_state(node)
+    for who, args, words in [
+        (MAKER, {"gs1_prefix": "9506000", "reason": "revoked"}, ""),
+        ("nmpa/admin", {"gs1_prefix": "6901234", "reason": "revoked"}, "not licensed"),
+        ("nmpa/admin", {"gs1_prefix": "9506000", "reason": "whim"}, "not one of"),
+        ("nmpa/admin", {"cn_product": "8123456"}, "reason"),
+    ]:
+        status = send(node, member(who), "withdraw_licence", args)
+        assert status.code != "ok" and words in (status.message or ""), (args, status)
+    assert contract_state(node) == before
+
+
+# -- shipments that never arrive ----------------------------------------------------------
+
+
+def test_a_shipment_called_back_or_refused_leaves_the_goods_with_the_sender(
+    node: Node, member: Member
+) -> None:
+    ok(send(node, member(MAKER), "commission", packs("V1", "V2", "V3")))
+    ok(send(node, member(MAKER), "aggregate", {"parent": sscc(301), "children": [sgtin("V1")]}))
+    # The sender calls a shipment back before it is received.
+    called = shipment()
+    ok(send(node, member(MAKER), "ship", {"shipment": called, "to": "yf-pharmacy",
+        "items": [sscc(301), sgtin("V2")]}))  # fmt: skip
+    assert now_verdict(node, sgtin("V1"), None) == "in_transit"
+    ok(send(node, member(MAKER), "cancel_shipment", {"shipment": called, "reason": "wrong_goods"}))
+    assert state(node, f"shipment/{called}")["status"] == "cancelled"
+    assert state(node, f"unit/{sscc(301)}")["transit"] is None
+    assert now_verdict(node, sgtin("V1"), "sinopharm-mfg") == "genuine"
+    late = send(node, member(PHARMACY), "receive", {"shipment": called})
+    assert "already cancelled" in (late.message or "")
+    # The receiver refuses another: the goods are back on the sender's books.
+    refused = shipment()
+    ok(send(node, member(MAKER), "ship", {"shipment": refused, "to": "yf-pharmacy",
+        "items": [sgtin("V3")]}))  # fmt: skip
+    ok(send(node, member(PHARMACY), "reject_shipment", {"shipment": refused, "reason": "damaged"}))
+    assert state(node, f"shipment/{refused}")["status"] == "rejected"
+    assert state(node, f"pack/{sgtin('V3')}")["owner"] == "sinopharm-mfg"
+    assert now_verdict(node, sgtin("V3"), "yf-pharmacy") == "not_in_custody"
+    # The goods can be shipped again, and the journey says what happened.
+    move(node, member, [sgtin("V3")], MAKER, PHARMACY)
+    steps = [(s["step"], s["org"]) for s in DrugService(node).journey(sgtin("V3"))]
+    assert steps == [("commissioning", "sinopharm-mfg"), ("shipping", "sinopharm-mfg"),
+                     ("arriving", "yf-pharmacy"), ("shipping", "sinopharm-mfg"),
+                     ("receiving", "yf-pharmacy")]  # fmt: skip
+    journey = DrugService(node).journey(sgtin("V1"))
+    assert [s["step"] for s in journey][-2:] == ["shipping", "void_shipping"]
+    assert journey[-1]["reason"] == "wrong_goods"
+
+
+def test_ending_a_shipment_is_for_its_parties_while_in_transit(node: Node, member: Member) -> None:
+    ok(send(node, member(MAKER), "commission", packs("W1")))
+    sid = shipment()
+    ok(send(node, member(MAKER), "ship", {"shipment": sid, "to": "jd-logistics",
+        "items": [sgtin("W1")]}))  # fmt: skip
+    before = contract_state(node)
+    for who, method, args, code, words in [
+        (CARRIER, "cancel_shipment", {"reason": "other"}, "forbidden", "not sent by"),
+        (MAKER, "reject_shipment", {"reason": "other"}, "forbidden", "not sent to"),
+        (PHARMACY, "reject_shipment", {"reason": "other"}, "forbidden", "not sent to"),
+        (MAKER, "cancel_shipment", {"reason": "whim"}, "contract_error", "not one of"),
+        (MAKER, "cancel_shipment", {"reason": "other", "shipment": shipment()},
+         "contract_error", "unknown shipment"),
+        (MAKER, "cancel_shipment", {"reason": "other", "note": "x"}, "contract_error",
+         "unknown argument"),
+    ]:  # fmt: skip
+        status = send(node, member(who), method, {"shipment": sid, **args})
+        assert status.code == code and words in (status.message or ""), (args, status)
+    assert contract_state(node) == before
+    ok(send(node, member(CARRIER), "receive", {"shipment": sid}))
+    done = send(node, member(MAKER), "cancel_shipment", {"shipment": sid, "reason": "other"})
+    assert "already received" in (done.message or "")

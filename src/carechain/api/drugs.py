@@ -39,10 +39,14 @@ METHODS = (
     "disaggregate",
     "ship",
     "receive",
+    "cancel_shipment",
+    "reject_shipment",
     "dispense",
     "decommission",
     "recall",
     "verify",
+    "license",
+    "withdraw_licence",
 )
 
 
@@ -131,6 +135,11 @@ def add_drug_routes(
         if who.org_id not in (found["from"], found["to"]) and who.org_type is not OrgType.REGULATOR:
             raise Forbidden("only the sender, the receiver or a regulator sees a shipment")
         return found
+
+    @router.get("/v1/drugs/licences")
+    async def licences(_: Member, org: str = "") -> Any:
+        """Which manufacturer may commission which GS1 company prefix or 药品标识码."""
+        return {"licences": await run_in_threadpool(service.licences, org)}
 
     @router.get("/v1/drugs/scans")
     async def scans(

@@ -25,8 +25,8 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from carechain.api.client import NodeClient, build_transaction
-from carechain.cli import epcis
+from carechain.api.client import NodeClient
+from carechain.cli import drugs_admin, epcis
 from carechain.cli.common import (
     DEFAULT_NODE,
     IdentityOption,
@@ -36,6 +36,7 @@ from carechain.cli.common import (
     friendly,
     show,
 )
+from carechain.cli.drugs_admin import submit
 from carechain.cli.records import AfterOption, JsonOption, LimitOption, committed_line, iso
 from carechain.contracts.drugs import DECOMMISSION_REASONS, GENUINE, MAX_ITEMS, RECALL_REASONS
 from carechain.errors import CarechainError
@@ -234,14 +235,6 @@ def located(message: str, batch: list[Commissioned]) -> str:
 
 
 # -- talking to the node ------------------------------------------------------------------
-
-
-def submit(c: NodeClient, method: str, args: dict[str, Any], wait_s: float = 10.0) -> Any:
-    """Sign ``drugs.<method>`` with ``args``, send it to its route and wait for the commit."""
-    tx = build_transaction(c.creds, c.chain(), "drugs", method, args)
-    return c.request(
-        "POST", f"/v1/drugs/{method}", raw_body=tx.wire_bytes(), params={"timeout": wait_s}
-    )
 
 
 def view_of(c: NodeClient, code: str, selling: bool) -> Any:
@@ -664,3 +657,8 @@ def scans(
 
 app.command("export-epcis")(epcis.export_epcis)
 app.command("import-epcis")(epcis.import_epcis)
+app.command("license")(drugs_admin.license_cmd)
+app.command("withdraw-licence")(drugs_admin.withdraw_licence)
+app.command("licences")(drugs_admin.licences)
+app.command("cancel-shipment")(drugs_admin.cancel_shipment)
+app.command("reject-shipment")(drugs_admin.reject_shipment)

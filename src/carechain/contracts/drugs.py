@@ -10,21 +10,32 @@ shipment, so nobody can push stock onto another organisation's books.
 
 State (namespace ``drugs``)::
 
-    product/<gtin14 | cn:7 digits>   manufacturer org (the first to commission or name it),
-                          and the name, strength, form and 批准文号 it registered
+    licence/gs1/<prefix>  a GS1 company prefix (4-12 digits) a regulator licensed to a
+                          manufacturer: org, by, time, txid
+    licence/cn/<7 digits> the same for a 药品追溯码's product identification code (药品标识码)
+    product/<gtin14 | cn:7 digits>   manufacturer org (the licensee that last commissioned or
+                          named it), and the name, strength, form and 批准文号 it registered
     pack/<key>            product, lot, expiry (ISO date), manufacturer, status
                           (active | dispensed | decommissioned), parent (SSCC or
                           null), owner, transit (shipment id or null), time, txid
     unit/<sscc>           children (pack keys and SSCCs), parent, owner, transit,
                           status (active | decommissioned), time
+    withdrawn/<gs1|cn>/<number>/<height:012d>/<txid>   a licence that ended, and why
     lot/<product>/<lot>   a recall: reason, by, time
-    shipment/<id>         from, to, items, status (shipped | received), times
+    shipment/<id>         from, to, items, status (shipped | received | cancelled by the
+                          sender | rejected by the receiver), times, reason
     event/<id>/<height:012d>/<txid>   what happened to a pack or unit (EPCIS-like:
                           action, biz_step, disposition, org, time, parent ...)
     scan/<height:012d>/<txid>   a verification: code key, verdict, who, where
 
 Every change here is made by the organisation holding the goods (or, for
-commissioning and recalls, the manufacturer; recalls also a regulator).
+commissioning and recalls, the manufacturer; recalls also a regulator). A
+manufacturer commissions only products under a licence a regulator recorded:
+the GS1 company prefix its GTINs begin with (GS1 General Specifications
+section 1.4.3: the prefix GS1 allocated to the company, 4 to 12 digits of the
+GTIN-13 form) or the 药品标识码 of a Chinese product code. So a member cannot
+claim another maker's products, and a code under nobody's licence is never
+commissioned. SSCCs are not checked: whoever builds a case or pallet names it.
 """
 
 from __future__ import annotations
@@ -62,10 +73,15 @@ MAKERS = {OrgType.MANUFACTURER}
 DISPENSERS = {OrgType.PHARMACY, OrgType.HOSPITAL, OrgType.CLINIC}
 DECOMMISSION_REASONS = ("damaged", "destroyed", "expired", "sample", "stolen", "recalled")
 RECALL_REASONS = ("quality", "safety", "regulatory", "counterfeit", "other")
+LICENSORS = {OrgType.REGULATOR}
+SHIPMENT_END_REASONS = ("damaged", "wrong_goods", "wrong_receiver", "not_ordered", "other")
+WITHDRAW_REASONS = ("transferred", "expired", "revoked", "error")
 
 _LOT = re.compile(r"[!-~]{1,20}")
 _SHIPMENT = re.compile(r"shp-[0-9a-f]{24}")
 _ORG = re.compile(r"[a-z0-9-]{2,40}")
+_GS1_PREFIX = re.compile(r"\d{4,12}")
+_CN_PRODUCT = re.compile(r"\d{7}")
 _PATIENT = re.compile(r"[a-z0-9-]{2,40}:[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 GENUINE = "genuine"
@@ -100,6 +116,25 @@ def pack_of(code: str) -> PackId:
 
 def product_of(pack: PackId) -> str:
     return pack.gtin if pack.gtin is not None else f"cn:{pack.product_code}"
+
+
+def licence_of(get: Any, product: str) -> tuple[str, dict[str, Any]] | None:
+    """The licence a product falls under: (its state key, its document), or None.
+
+    A GTIN's company prefix is found in its GTIN-13 form (GTIN-14 without the
+    indicator digit), longest first; a Chinese product code's is the code itself.
+    """
+    if product.startswith("cn:"):
+        key = f"licence/cn/{product[3:]}"
+        doc = get(key)
+        return None if doc is None else (key, doc)
+    digits = product[1:]
+    for length in range(12, 3, -1):
+        key = f"licence/gs1/{digits[:length]}"
+        doc = get(key)
+        if doc is not None:
+            return key, doc
+    return None
 
 
 def sscc_of(code: str) -> str:
@@ -245,11 +280,12 @@ class Drugs(Contract):
             seen.add(pack.key)
             product = product_of(pack)
             if product not in products:
+                self._check_licence(ctx, product, where)
                 owner = ctx.get(f"product/{product}")
-                if owner is not None and owner["manufacturer"] != maker:
-                    raise Forbidden(f"{where}: product {product} is {owner['manufacturer']}'s")
                 if owner is None:
                     ctx.put(f"product/{product}", {"manufacturer": maker, "time": ctx.time_ms})
+                elif owner["manufacturer"] != maker:  # the licence moved to this maker
+                    ctx.put(f"product/{product}", dict(owner, manufacturer=maker))
                 products[product] = maker
             ctx.put(
                 f"pack/{pack.key}",
@@ -288,9 +324,8 @@ class Drugs(Contract):
                 raise ContractError(f"{field} must be one line without surrounding spaces")
         if not name:
             raise ContractError("name is empty")
+        self._check_licence(ctx, product, "product")
         owner = ctx.get(f"product/{product}")
-        if owner is not None and owner["manufacturer"] != ctx.caller.org_id:
-            raise Forbidden(f"product {product} is {owner['manufacturer']}'s")
         ctx.put(
             f"product/{product}",
             {
@@ -299,6 +334,90 @@ class Drugs(Contract):
                 "name": name,
                 **{k: v for k, v in extra.items() if v},
             },
+        )
+
+    def _check_licence(self, ctx: Context, product: str, where: str) -> None:
+        """Refuse unless the caller's organisation holds the licence ``product`` falls under."""
+        found = licence_of(ctx.get, product)
+        maker = ctx.caller.org_id
+        if found is None:
+            kind = "drug product code" if product.startswith("cn:") else "GS1 company prefix"
+            raise Forbidden(
+                f"{where}: no {kind} of {product} is licensed to anyone; a regulator "
+                "records licences with drugs.license"
+            )
+        key, doc = found
+        if doc["org"] != maker:
+            raise Forbidden(
+                f"{where}: {product} falls under {key.split('/', 1)[1]}, licensed to "
+                f"{doc['org']}, not {maker}"
+            )
+
+    # -- licences ------------------------------------------------------------------------
+
+    def _licence_key(self, args: Args) -> str:
+        """``licence/gs1/<prefix>`` or ``licence/cn/<code>`` from exactly one argument."""
+        prefix = args.text("gs1_prefix", pattern=_GS1_PREFIX, required=False, default="")
+        code = args.text("cn_product", pattern=_CN_PRODUCT, required=False, default="")
+        if bool(prefix) == bool(code):
+            raise ContractError(
+                "give exactly one of gs1_prefix (a GS1 company prefix, 4-12 digits) and "
+                "cn_product (a 药品追溯码's 7-digit product code)"
+            )
+        return f"licence/gs1/{prefix}" if prefix else f"licence/cn/{code}"
+
+    @contract_method(roles={Role.ADMIN, Role.STAFF}, org_types=LICENSORS)
+    def license(self, ctx: Context, args: Args) -> None:
+        """Record that manufacturer ``org`` may commission the products of a GS1 company
+        prefix (``gs1_prefix``) or a Chinese drug product code (``cn_product``)."""
+        org_id = args.text("org", pattern=_ORG)
+        key = self._licence_key(args)
+        if args.unread():
+            raise ContractError(f"unknown argument(s): {', '.join(args.unread())}")
+        org = ctx.read("governance", f"org/{org_id}")
+        if org is None or org.get("status") != "active":
+            raise ContractError(f"unknown organisation: no active organisation {org_id!r}")
+        if org.get("type") != OrgType.MANUFACTURER.value:
+            raise ContractError(f"{org_id} is a {org.get('type')}, not a manufacturer")
+        held = ctx.get(key)
+        if held is not None:
+            raise ContractError(f"{key.split('/', 1)[1]} is already licensed to {held['org']}")
+        if key.startswith("licence/gs1/"):
+            # Company prefixes never nest: a GTIN must fall under one licence only.
+            prefix = key.rsplit("/", 1)[1]
+            for length in range(4, len(prefix)):
+                shorter = ctx.get(f"licence/gs1/{prefix[:length]}")
+                if shorter is not None:
+                    raise ContractError(
+                        f"gs1 prefix {prefix} lies inside {prefix[:length]}, licensed to "
+                        f"{shorter['org']}"
+                    )
+            longer = ctx.scan(key, limit=1)
+            if longer:
+                inner = longer[0][0].rsplit("/", 1)[1]
+                raise ContractError(f"gs1 prefix {prefix} would cover {inner}, licensed apart")
+        ctx.put(
+            key, {"org": org_id, "by": ctx.caller.org_id, "time": ctx.time_ms, "txid": ctx.txid}
+        )
+
+    @contract_method(roles={Role.ADMIN, Role.STAFF}, org_types=LICENSORS)
+    def withdraw_licence(self, ctx: Context, args: Args) -> None:
+        """End a licence (``gs1_prefix`` or ``cn_product``) with a ``reason``: no more packs
+        are commissioned under it; packs already made keep their history."""
+        key = self._licence_key(args)
+        reason = args.text("reason", max_length=20)
+        if args.unread():
+            raise ContractError(f"unknown argument(s): {', '.join(args.unread())}")
+        if reason not in WITHDRAW_REASONS:
+            raise ContractError(f"reason {reason!r} is not one of {', '.join(WITHDRAW_REASONS)}")
+        held = ctx.get(key)
+        if held is None:
+            raise ContractError(f"{key.split('/', 1)[1]} is not licensed to anyone")
+        ctx.delete(key)
+        kind, number = key.split("/")[1:]
+        ctx.put(
+            f"withdrawn/{kind}/{number}/{ctx.block.height:012d}/{ctx.txid}",
+            dict(held, reason=reason, withdrawn_by=ctx.caller.org_id, withdrawn=ctx.time_ms),
         )
 
     def _product(self, product: str) -> str:
@@ -445,6 +564,59 @@ class Drugs(Contract):
                 shipment=shipment_id,
             )
         ctx.put(f"shipment/{shipment_id}", dict(shipment, status="received", received=ctx.time_ms))
+
+    def _end_shipment(
+        self, ctx: Context, args: Args, party: str, status: str, biz_step: str, disposition: str
+    ) -> None:
+        """Close a shipment still in transit without delivery: its goods stay with (or go
+        back to) the sender, loose or packed as they were shipped."""
+        shipment_id = args.text("shipment", pattern=_SHIPMENT)
+        reason = args.text("reason", max_length=20)
+        if args.unread():
+            raise ContractError(f"unknown argument(s): {', '.join(args.unread())}")
+        if reason not in SHIPMENT_END_REASONS:
+            raise ContractError(
+                f"reason {reason!r} is not one of {', '.join(SHIPMENT_END_REASONS)}"
+            )
+        shipment = ctx.get(f"shipment/{shipment_id}")
+        if shipment is None:
+            raise ContractError(f"unknown shipment {shipment_id}")
+        if shipment[party] != ctx.caller.org_id:
+            role = "sent by" if party == "from" else "sent to"
+            raise Forbidden(f"shipment {shipment_id} was not {role} {ctx.caller.org_id}")
+        if shipment["status"] != "shipped":
+            raise ContractError(f"shipment {shipment_id} is already {shipment['status']}")
+        for item in shipment["items"]:
+            key = f"unit/{item}" if item.isdigit() else f"pack/{item}"
+            doc = self._must(ctx, key)
+            ctx.put(key, dict(doc, transit=None))
+            self._event(
+                ctx,
+                item,
+                "OBSERVE",
+                biz_step=biz_step,
+                disposition=disposition,
+                shipment=shipment_id,
+                reason=reason,
+                source=shipment["from"],
+                to=shipment["to"],
+            )
+        ctx.put(
+            f"shipment/{shipment_id}",
+            dict(shipment, status=status, ended=ctx.time_ms, reason=reason),
+        )
+
+    @contract_method(roles=OPERATORS)
+    def cancel_shipment(self, ctx: Context, args: Args) -> None:
+        """The sender calls back shipment ``shipment`` before it is received (with a
+        ``reason``): its goods stay in the sender's custody."""
+        self._end_shipment(ctx, args, "from", "cancelled", "void_shipping", "in_progress")
+
+    @contract_method(roles=OPERATORS)
+    def reject_shipment(self, ctx: Context, args: Args) -> None:
+        """The receiver refuses shipment ``shipment`` (with a ``reason``): its goods go back
+        to the sender's custody, never onto the receiver's books."""
+        self._end_shipment(ctx, args, "to", "rejected", "arriving", "returned")
 
     # -- end of the chain ----------------------------------------------------------------
 

@@ -51,6 +51,8 @@ STEP_WORDS = {
     "unpacking": "unpacked",
     "shipping": "shipped",
     "receiving": "received",
+    "void_shipping": "shipment called back by its sender",
+    "arriving": "shipment refused by its receiver and returned",
     "dispensing": "dispensed to a patient",
     "decommissioning": "taken out of the supply chain",
 }
@@ -186,7 +188,7 @@ class DrugService:
                 "says": STEP_WORDS.get(event.get("biz_step", ""), event.get("biz_step")),
                 "disposition": event.get("disposition"),
             }
-            for field in ("to", "source", "parent", "shipment"):
+            for field in ("to", "source", "parent", "shipment", "reason"):
                 if event.get(field):
                     shown[field] = event[field]
             if (
@@ -252,6 +254,19 @@ class DrugService:
         if found is None:
             raise NotFound(f"no shipment {shipment_id}")
         return dict(found)
+
+    def licences(self, org: str = "") -> list[dict[str, Any]]:
+        """The GS1 company prefixes and Chinese product codes licensed to manufacturers
+        (``org``: one manufacturer's), in key order."""
+        out = []
+        for key, raw in self.node.state.scan(f"{PREFIX}licence/"):
+            doc = orjson.loads(raw)
+            if org and doc["org"] != org:
+                continue
+            kind, number = key[len(PREFIX) + len("licence/") :].split("/")
+            field = "gs1_prefix" if kind == "gs1" else "cn_product"
+            out.append({field: number, **doc})
+        return out
 
     def scans(self, after: str = "", limit: int = 100, suspicious: bool = False) -> dict[str, Any]:
         """Verification scans, oldest first; ``suspicious``: only verdicts other than genuine."""
