@@ -9,9 +9,10 @@ from __future__ import annotations
 from carechain.contracts.drugs import Drugs
 from carechain.contracts.governance import Governance
 from carechain.contracts.notary import Notary
+from carechain.contracts.payments import Payments
 from carechain.contracts.records import Records
 from carechain.contracts.runtime import Contract
 
 
 def default_contracts() -> list[Contract]:
-    return [Governance(), Notary(), Records(), Drugs()]
+    return [Governance(), Notary(), Records(), Drugs(), Payments()]
