@@ -19,15 +19,21 @@ What callers may rely on:
 * ``import_document(doc, parties=None, skip_unsupported=False)`` returns
   ``Command(method, args)`` values for the drugs contract, in document
   order: ``commission``, ``aggregate``, ``disaggregate``, ``ship``,
-  ``receive``, ``dispense`` (one per pack), ``decommission`` (one per item).
+  ``receive``, ``cancel_shipment`` (bizStep ``void_shipping``),
+  ``reject_shipment`` (bizStep ``arriving``, disposition ``returned``),
+  ``dispense`` (one per pack), ``decommission`` (one per item). A
+  cancellation or rejection needs the shipment as a business transaction and
+  the contract's reason in ``carechain:reason``.
   EPCs may be Digital Link, ``urn:epc:id:sgtin:``, ``urn:epc:id:sscc:`` (Tag
   Data Standard conversion with check digit) or ``urn:carechain:cn-trace:``;
   pack codes come back as ``PackId.key``, units as 18-digit SSCCs.
 * Export then import gives back the calls that made the events (commission
   with ``expiry`` as ``YYMMDD`` of the stored date, aggregate, disaggregate,
-  ship, receive, dispense without its patient, decommission), provided a
-  commissioning's events carry the packs' lot and expiry and a packing's
-  events include its children's.
+  ship, receive, cancel_shipment, reject_shipment with their reason, dispense
+  without its patient, decommission), provided a commissioning's events carry
+  the packs' lot and expiry and a packing's events include its children's.
+  The items of one call come back in the order of the events given (the
+  ledger keeps none among the events of one transaction).
 * Every refusal is ``InvalidEpcis`` (an ``InvalidInput``, code
   ``invalid_epcis``) with ``path`` into the document
   (``epcisBody.eventList[3].childEPCs[0]``) or into the exporter's input

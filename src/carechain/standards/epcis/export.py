@@ -15,6 +15,8 @@ packing             AggregationEvent   ADD     (none)           parentID, childE
 unpacking           AggregationEvent   DELETE  (none)           parentID, childEPCs
 shipping            ObjectEvent        OBSERVE in_transit       shipment, source, dest.
 receiving           ObjectEvent        OBSERVE in_progress      shipment, source, dest.
+void_shipping       ObjectEvent        OBSERVE in_progress      cancel_shipment (below)
+arriving            ObjectEvent        OBSERVE returned         reject_shipment (below)
 dispensing          ObjectEvent        DELETE  dispensed        (no patient, ever)
 decommissioning     ObjectEvent        DELETE  the reason       see below
 ==================  =================  ======  ===============  =========================
@@ -25,8 +27,23 @@ written as one; ``sample``, which CBV has no disposition for, is written as
 ``non_sellable_other`` with the extension field ``carechain:reason``. The
 shipment is a ``desadv`` business transaction; the parties are
 ``urn:carechain:org:<id>`` as both owning and possessing party (carechain
-has one custodian). Only the fields named above are written: whatever else an
-event document holds (the patient of a dispense) never leaves the chain.
+has one custodian).
+
+A cancelled shipment is CBV 2.0's ``void_shipping`` ("declaring that one or
+more objects in a prior outbound process ... were not shipped ... as previously
+indicated"; the goods stay with the sender) and a rejected one ``arriving``
+("an object arrives at a location") with disposition ``returned`` ("sent or
+brought back for various reasons"; the goods go back to the sender's custody),
+in the words of CBV 2.0's ontology (``Ontology/CBV.ttl``). Both carry the
+shipment's ``desadv`` transaction and the parties of its shipping event
+(sourceList the sender, destinationList the receiver: the business transfer
+the event belongs to, not where the goods end up), and the contract's reason
+(damaged, wrong_goods, wrong_receiver, not_ordered, other) in
+``carechain:reason``: CBV has no field for why a shipment was voided or
+refused, and the disposition must stay ``returned``.
+
+Only the fields named above are written: whatever else an event document
+holds (the patient of a dispense) never leaves the chain.
 """
 
 from __future__ import annotations
@@ -45,6 +62,7 @@ from carechain.standards.epcis.vocabulary import (
     EPCIS_CONTEXT,
     EVENT_PREFIX,
     REASON_FIELD,
+    SHIPMENT_END_REASONS,
     SHIPMENT_PREFIX,
 )
 from carechain.standards.gs1 import DEFAULT_RESOLVER, InvalidGs1, PackId
@@ -58,10 +76,17 @@ _ACTIONS = {
     "unpacking": "DELETE",
     "shipping": "OBSERVE",
     "receiving": "OBSERVE",
+    "void_shipping": "OBSERVE",
+    "arriving": "OBSERVE",
     "dispensing": "DELETE",
     "decommissioning": "DELETE",
 }
 """The action the drugs contract records with each business step."""
+
+_SHIPMENT_ENDS = {"void_shipping": "in_progress", "arriving": "returned"}
+"""The steps that end a shipment undelivered (``cancel_shipment``, ``reject_shipment``) and
+the disposition the contract records with each: ``arriving`` means a rejection only with
+``returned``."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +212,14 @@ def _group_fields(item: CustodyEvent, step: str, path: str) -> tuple[dict[str, s
     if step == "receiving":
         fields = {"source": _text(doc, "source", where), "shipment": _text(doc, "shipment", where)}
         return fields, item.subject
+    if step in _SHIPMENT_ENDS:
+        fields = {name: _text(doc, name, where) for name in ("source", "to", "shipment", "reason")}
+        if fields["reason"] not in SHIPMENT_END_REASONS:
+            raise InvalidEpcis(
+                f"{where}.reason",
+                f"{shown(fields['reason'])} is not one of {', '.join(SHIPMENT_END_REASONS)}",
+            )
+        return fields, item.subject
     if step == "decommissioning":
         return {"reason": _text(doc, "disposition", where)}, item.subject
     return {}, item.subject  # dispensing
@@ -207,6 +240,12 @@ def _groups(events: Iterable[CustodyEvent | Mapping[str, Any]]) -> list[_Group]:
             raise InvalidEpcis(
                 f"{where}.action", f"{step} is recorded with {_ACTIONS[step]}, not {shown(action)}"
             )
+        if step in _SHIPMENT_ENDS and doc.get("disposition") != _SHIPMENT_ENDS[step]:
+            raise InvalidEpcis(
+                f"{where}.disposition",
+                f"{step} is recorded with {_SHIPMENT_ENDS[step]}, "
+                f"not {shown(doc.get('disposition'))}",
+            )
         time = doc.get("time")
         if isinstance(time, bool) or not isinstance(time, int) or time < 0:
             raise InvalidEpcis(f"{where}.time", f"expected block time in ms, got {kind_of(time)}")
@@ -224,6 +263,13 @@ def _groups(events: Iterable[CustodyEvent | Mapping[str, Any]]) -> list[_Group]:
 def _parties(kind: str, org: str) -> list[dict[str, str]]:
     uri = org_uri(org)
     return [{"type": t, kind: uri} for t in ("owning_party", "possessing_party")]
+
+
+def _transfer(event: dict[str, Any], shipment: str, sender: str, receiver: str) -> None:
+    """The shipment as a ``desadv`` business transaction, and its sender and receiver."""
+    event["bizTransactionList"] = [{"type": "desadv", "bizTransaction": SHIPMENT_PREFIX + shipment}]
+    event["sourceList"] = _parties("source", sender)
+    event["destinationList"] = _parties("destination", receiver)
 
 
 def _render(group: _Group, index: int, zone: timezone, context: ExportContext) -> dict[str, Any]:
@@ -267,13 +313,14 @@ def _render(group: _Group, index: int, zone: timezone, context: ExportContext) -
             event["ilmd"] = ilmd
     elif step in ("shipping", "receiving"):
         event["disposition"] = "in_transit" if step == "shipping" else "in_progress"
-        shipment = SHIPMENT_PREFIX + fields["shipment"]
-        event["bizTransactionList"] = [{"type": "desadv", "bizTransaction": shipment}]
         sender, receiver = (
             (group.org, fields["to"]) if step == "shipping" else (fields["source"], group.org)
         )
-        event["sourceList"] = _parties("source", sender)
-        event["destinationList"] = _parties("destination", receiver)
+        _transfer(event, fields["shipment"], sender, receiver)
+    elif step in _SHIPMENT_ENDS:  # cancel_shipment (by the sender), reject_shipment (receiver)
+        event["disposition"] = _SHIPMENT_ENDS[step]
+        _transfer(event, fields["shipment"], fields["source"], fields["to"])
+        event[REASON_FIELD] = fields["reason"]
     elif step == "dispensing":
         event["disposition"] = "dispensed"
     else:  # decommissioning

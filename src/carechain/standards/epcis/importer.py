@@ -14,7 +14,22 @@ Steps, each labelled below:
 3. Which call: the business step, event type and action select it
    (``_CALLS``); a valid event carechain has no call for is *unsupported*.
 4. The call's arguments from the EPCs (``identifiers.code_of_epc``), the
-   ``ilmd``, the business transactions and the destination.
+   ``ilmd``, the business transactions, the destination and ``carechain:reason``.
+
+Business step to call (the reverse of ``export``'s table): ``commissioning``
+-> ``commission``; ``packing`` -> ``aggregate``; ``unpacking`` ->
+``disaggregate``; ``shipping`` -> ``ship``; ``receiving`` -> ``receive``;
+``void_shipping`` -> ``cancel_shipment``; ``arriving`` with disposition
+``returned`` -> ``reject_shipment``; ``dispensing`` -> ``dispense``;
+``decommissioning`` -> ``decommission``.
+
+A cancellation or rejection ends a whole carechain shipment, named by a
+business transaction (never by the eventID, which names the event, not the
+shipment; two carechain shipments in one event are ambiguous), with one of the
+contract's reasons in ``carechain:reason``; a void_shipping or arriving event
+from elsewhere, which has no such reason, is unsupported. When the document
+also holds the shipping event of that shipment, the ending must name the same
+items: CBV lets a sender void part of a shipment, carechain cannot.
 
 A problem is an ``InvalidEpcis`` whose path points into the document. An
 unsupported event (a TransformationEvent or AssociationEvent, a business step
@@ -41,6 +56,7 @@ from carechain.standards.epcis.vocabulary import (
     EVENT_TYPES,
     REASON_FIELD,
     REASON_FIELD_IRI,
+    SHIPMENT_END_REASONS,
     SHIPMENT_PREFIX,
     cbv_word,
 )
@@ -73,15 +89,22 @@ _CALLS: dict[str, dict[str, frozenset[str]]] = {
     "decommissioning": {"ObjectEvent": frozenset({"DELETE"})},
 }
 _CALLS["receiving"] = _CALLS["shipping"]
+_CALLS["void_shipping"] = _CALLS["shipping"]
+_CALLS["arriving"] = _CALLS["shipping"]
 """Business step -> event type -> actions that carechain reads as a call."""
 
 _DISPOSITIONS: dict[str, frozenset[str | None]] = {
     "commissioning": frozenset({None, "active"}),
     "shipping": frozenset({None, "in_transit"}),
     "receiving": frozenset({None, "in_progress", "active"}),
+    "void_shipping": frozenset({None, "in_progress"}),
+    "arriving": frozenset({"returned"}),  # an arrival that is not a rejection: no call
     "dispensing": frozenset({None, "dispensed"}),
 }
 """Dispositions accepted with each step (packing and unpacking: any)."""
+
+_SHIPMENT_ENDS = {"void_shipping": "cancel_shipment", "arriving": "reject_shipment"}
+"""The steps that end a shipment undelivered, and their calls."""
 
 DECOMMISSION_REASONS = ("damaged", "destroyed", "expired", "stolen", "recalled")
 """Decommissioning reasons of the drugs contract that are CBV dispositions; ``sample`` is
@@ -185,9 +208,11 @@ def _ilmd(event: Mapping[str, Any], names: tuple[str, str], path: str) -> tuple[
     )
 
 
-def _shipment(event: Mapping[str, Any], path: str) -> str:
+def _shipment(event: Mapping[str, Any], path: str, *, named: bool = False) -> str:
     """The shipment: a carechain shipment transaction, else the first business transaction,
-    else the eventID (see ``shipment_id``)."""
+    else the eventID (see ``shipment_id``). ``named``: a shipment the event refers to (a
+    cancellation or rejection), so only a business transaction names it, and only one
+    carechain shipment may be named."""
     transactions = _list(event.get("bizTransactionList", []), f"{path}.bizTransactionList")
     uris: list[str] = []
     for index, entry in enumerate(transactions):
@@ -204,8 +229,18 @@ def _shipment(event: Mapping[str, Any], path: str) -> str:
             raise InvalidEpcis(f"{where}.bizTransaction", f"{shown(uri)}: not a carechain shipment")
         uris.append(uri)
     ours = [uri for uri in uris if uri.startswith(SHIPMENT_PREFIX)]
+    if named and len(set(ours)) > 1:
+        raise InvalidEpcis(
+            f"{path}.bizTransactionList",
+            f"names {len(set(ours))} carechain shipments; a shipment is ended one at a time",
+        )
     if ours or uris:
         return shipment_id((ours or uris)[0])
+    if named:
+        raise InvalidEpcis(
+            f"{path}.bizTransactionList",
+            "no business transaction names the shipment this event ends",
+        )
     if isinstance(event.get("eventID"), str):
         return shipment_id(event["eventID"])
     raise InvalidEpcis(
@@ -252,6 +287,48 @@ def _reason(event: Mapping[str, Any], disposition: str | None, path: str) -> str
         f"decommissioning with disposition {shown(disposition)} gives carechain no reason: "
         f"expected one of {', '.join(DECOMMISSION_REASONS)}, or non_sellable_other with "
         f"{REASON_FIELD} {', '.join(EXTENSION_REASONS)}",
+        unsupported=True,
+    )
+
+
+def _end_reason(event: Mapping[str, Any], step: str, path: str) -> str:
+    """Why a shipment was cancelled or rejected: ``carechain:reason`` (compact or expanded)."""
+    both = REASON_FIELD in event and REASON_FIELD_IRI in event
+    if both and event[REASON_FIELD] != event[REASON_FIELD_IRI]:
+        raise InvalidEpcis(f"{path}.{REASON_FIELD_IRI}", f"says another reason than {REASON_FIELD}")
+    name = REASON_FIELD_IRI if REASON_FIELD_IRI in event and not both else REASON_FIELD
+    expected = f"expected one of {', '.join(SHIPMENT_END_REASONS)}"
+    if name not in event:
+        raise InvalidEpcis(
+            f"{path}.{name}",
+            f"{step} without {REASON_FIELD} gives carechain no reason to end the shipment: "
+            f"{expected}",
+            unsupported=True,
+        )
+    reason = event[name]
+    if not isinstance(reason, str) or reason not in SHIPMENT_END_REASONS:
+        raise InvalidEpcis(
+            f"{path}.{name}",
+            f"{shown(reason)} is no reason carechain ends a shipment for: {expected}",
+            unsupported=True,
+        )
+    return reason
+
+
+def _whole_shipment(
+    shipment: str, items: list[str], where: str, shipped: Mapping[str, list[str]]
+) -> None:
+    """Refuse ending part of a shipment whose shipping event this document holds."""
+    sent = shipped.get(shipment)
+    if sent is None or set(items) == set(sent):
+        return
+    strays = [item for item in items if item not in sent]
+    if strays:
+        raise InvalidEpcis(where, f"{strays[0]} is not in shipment {shipment} as shipped above")
+    raise InvalidEpcis(
+        where,
+        f"names {len(items)} of the {len(sent)} items of shipment {shipment}; carechain "
+        "cancels or rejects a whole shipment, never part of one",
         unsupported=True,
     )
 
@@ -312,15 +389,20 @@ def _step(event: dict[str, Any], path: str) -> tuple[str, str, str | None]:
         )
     allowed = _DISPOSITIONS.get(step)
     if allowed is not None and disposition not in allowed:
+        given = (
+            "without a disposition" if disposition is None else f"with disposition {disposition}"
+        )
         raise InvalidEpcis(
-            f"{path}.disposition",
-            f"{step} with disposition {disposition} has no drugs-contract call",
-            unsupported=True,
+            f"{path}.disposition", f"{step} {given} has no drugs-contract call", unsupported=True
         )
     return kind, step, disposition
 
 
-def _commands(event: dict[str, Any], path: str, parties: dict[str, str]) -> list[Command]:
+def _commands(
+    event: dict[str, Any], path: str, parties: dict[str, str], shipped: dict[str, list[str]]
+) -> list[Command]:
+    """Step 4: the calls of one supported event. ``shipped``: the items of each shipment
+    shipped earlier in the document (added to here)."""
     kind, step, disposition = _step(event, path)
     epcs = _codes(event, "epcList", path)
     children = _codes(event, "childEPCs", path)
@@ -355,18 +437,23 @@ def _commands(event: dict[str, Any], path: str, parties: dict[str, str]) -> list
         return one("aggregate", {"parent": parent, "children": children})
     if step == "unpacking":
         return one("disaggregate", {"parent": parent})
-    if step == "shipping" or step == "receiving":
+    if step in ("shipping", "receiving", *_SHIPMENT_ENDS):
         if kind == "TransactionEvent" and not event.get("bizTransactionList"):
             raise InvalidEpcis(f"{path}.bizTransactionList", "a TransactionEvent needs one")
-        shipment = _shipment(event, path)
+        shipment = _shipment(event, path, named=step in _SHIPMENT_ENDS)
         if step == "receiving":
             return one("receive", {"shipment": shipment})
         items = [parent] if parent is not None else (epcs or children)
+        listed = "parentID" if parent is not None else "epcList" if epcs else "childEPCs"
         if not items:
-            raise InvalidEpcis(f"{path}.epcList", "shipping needs the EPCs of what is shipped")
-        return one(
-            "ship", {"shipment": shipment, "to": _receiver(event, path, parties), "items": items}
-        )
+            raise InvalidEpcis(f"{path}.epcList", f"{step} needs the EPCs of what is shipped")
+        if step in _SHIPMENT_ENDS:
+            reason = _end_reason(event, step, path)
+            _whole_shipment(shipment, items, f"{path}.{listed}", shipped)
+            return one(_SHIPMENT_ENDS[step], {"shipment": shipment, "reason": reason})
+        receiver = _receiver(event, path, parties)
+        shipped.setdefault(shipment, items)
+        return one("ship", {"shipment": shipment, "to": receiver, "items": items})
     if not epcs:
         raise InvalidEpcis(f"{path}.epcList", f"{step} needs the EPCs it applies to")
     if step == "dispensing":
@@ -425,10 +512,11 @@ def import_document(
     known = dict(parties or {})
     events, path = _event_list(document)
     commands: list[Command] = []
+    shipped: dict[str, list[str]] = {}
     for index, event in enumerate(events):
         where = f"{path}[{index}]"
         try:
-            commands += _commands(_object(event, where), where, known)
+            commands += _commands(_object(event, where), where, known, shipped)
         except InvalidEpcis as exc:
             if not (exc.unsupported and skip_unsupported):
                 raise

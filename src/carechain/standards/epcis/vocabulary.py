@@ -28,8 +28,10 @@ namespace ``urn:carechain:``, which is not registered with IANA:
 * ``urn:carechain:event:<txid>:<n>``: the eventID of the n-th EPCIS event
   (from 0) made from transaction ``txid``;
 * the JSON-LD prefix ``carechain`` = ``urn:carechain:epcis:`` for the one
-  extension field, ``carechain:reason`` (a decommissioning reason CBV has no
-  disposition for: ``sample``).
+  extension field, ``carechain:reason``: a decommissioning reason CBV has no
+  disposition for (``sample``), and why a shipment was cancelled
+  (``void_shipping``) or rejected (``arriving``, ``returned``), which CBV has
+  no field for (``SHIPMENT_END_REASONS``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ SHIPMENT_PREFIX = "urn:carechain:shipment:"
 EVENT_PREFIX = "urn:carechain:event:"
 REASON_FIELD = "carechain:reason"
 REASON_FIELD_IRI = CARECHAIN_NAMESPACE + "reason"
+
+SHIPMENT_END_REASONS = ("damaged", "wrong_goods", "wrong_receiver", "not_ordered", "other")
+"""Why the drugs contract's ``cancel_shipment`` or ``reject_shipment`` ended a shipment, as
+``carechain:reason`` carries it (the contract's own list, ``SHIPMENT_END_REASONS``)."""
 
 EVENT_TYPES = (
     "ObjectEvent",
