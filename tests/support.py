@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -97,3 +98,34 @@ def license_demo_maker(node: Node, regulator: object) -> None:
         status = node.submit_one(tx, wait_s=10)
         if status.code != "ok":
             raise RuntimeError(f"licence {licence} refused: {status.message}")
+
+
+def ca_of(consortium: Any, org: str) -> tuple[bytes, bytes]:
+    """An organisation's CA certificate and key, from the consortium's directory."""
+    from carechain.identity.keys import read_private_key
+
+    base = consortium.directory / "orgs" / org
+    return (base / "ca.pem").read_bytes(), read_private_key(base / "ca.key")
+
+
+def new_member(consortium: Any, org: str, member_id: str, role: Any, days: int = 30) -> Any:
+    """A key made by the member (a patient's own device), certified by the org's CA."""
+    from datetime import UTC, datetime, timedelta
+
+    from carechain.crypto.suite import DEFAULT
+    from carechain.identity.certificates import fingerprint_of, issue_member_certificate
+    from carechain.identity.wallet import Credentials
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    ca_pem, ca_key = ca_of(consortium, org)
+    key = DEFAULT.generate_private_key()
+    pem = issue_member_certificate(
+        ca_pem,
+        ca_key,
+        member_id,
+        role,
+        DEFAULT.public_key(key),
+        now - timedelta(minutes=1),
+        now + timedelta(days=days),
+    )
+    return Credentials(fingerprint_of(pem), pem, key)

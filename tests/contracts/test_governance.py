@@ -22,6 +22,7 @@ from carechain.identity.roles import OrgType, Role
 from carechain.identity.wallet import Credentials
 from carechain.node.consortium import Consortium
 from carechain.node.node import Node, TxStatus
+from support import new_member
 
 Member = Callable[[str], Credentials]
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -30,31 +31,6 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 def send(node: Node, creds: Credentials, method: str, args: dict[str, Any]) -> TxStatus:
     tx = build_transaction(creds, "demo", "governance", method, args)
     return node.submit_one(tx, wait_s=10)
-
-
-def ca_of(consortium: Consortium, org: str) -> tuple[bytes, bytes]:
-    from carechain.identity.keys import read_private_key
-
-    base = consortium.directory / "orgs" / org
-    return (base / "ca.pem").read_bytes(), read_private_key(base / "ca.key")
-
-
-def new_member(
-    consortium: Consortium, org: str, member_id: str, role: Role, days: int = 30
-) -> Credentials:
-    """A key made by the member (a patient's own device), certified by the org's CA."""
-    ca_pem, ca_key = ca_of(consortium, org)
-    key = DEFAULT.generate_private_key()
-    pem = issue_member_certificate(
-        ca_pem,
-        ca_key,
-        member_id,
-        role,
-        DEFAULT.public_key(key),
-        NOW - timedelta(minutes=1),
-        NOW + timedelta(days=days),
-    )
-    return Credentials(fingerprint_of(pem), pem, key)
 
 
 def test_admin_registers_a_patient_who_can_then_sign(

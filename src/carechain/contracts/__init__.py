@@ -6,6 +6,7 @@ is the set every peer of a consortium runs; peers must run the same set.
 
 from __future__ import annotations
 
+from carechain.contracts.claims import Claims
 from carechain.contracts.drugs import Drugs
 from carechain.contracts.governance import Governance
 from carechain.contracts.notary import Notary
@@ -15,4 +16,4 @@ from carechain.contracts.runtime import Contract
 
 
 def default_contracts() -> list[Contract]:
-    return [Governance(), Notary(), Records(), Drugs(), Payments()]
+    return [Governance(), Notary(), Records(), Drugs(), Payments(), Claims()]

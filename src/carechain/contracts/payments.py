@@ -688,3 +688,13 @@ class Payments(Contract):
         payments = [*plan.get("payments", []), {"time": ctx.time_ms, "txid": ctx.txid}]
         status = "paid_off" if paid == len(plan["schedule"]) else "active"
         ctx.put(f"plan/{plan['id']}", dict(plan, paid=paid, payments=payments, status=status))
+
+
+def post(
+    ctx: Context, kind: str, legs: list[tuple[str, str, int, int]], reference: str = ""
+) -> None:
+    """Move money for another contract under this one's rules (claims pays providers):
+    ``ctx`` is the calling transaction's context acting for payments (``acting_for``)."""
+    if ctx.contract != Payments.name:
+        raise ContractError("internal: payments are posted in the payments namespace")
+    Payments()._post(ctx, kind, legs, reference)

@@ -208,6 +208,14 @@ class Context:
     def member(self, fingerprint: str) -> MemberRecord | None:
         return read_member(self._overlay, fingerprint)
 
+    def acting_for(self, contract: str) -> Context:
+        """This transaction's context in ``contract``'s namespace: how one contract has
+        another apply its own rules (claims settle through payments' double-entry
+        postings), never to write another contract's state directly."""
+        return Context(
+            contract, self._overlay, self.tx, self._caller, self.cosigners, self.block, self.index
+        )
+
 
 class Contract:
     """Base class: subclasses set ``name`` and mark methods with ``@contract_method``."""
