@@ -18,7 +18,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carechain.api.auth import RequestVerifier
+from carechain.api.claims import add_claim_routes
 from carechain.api.drugs import add_drug_routes
+from carechain.api.payments import add_payment_routes
 from carechain.api.records import add_record_routes
 from carechain.contracts.membership import MemberRecord
 from carechain.crypto.canonical import parse_json
@@ -111,6 +113,8 @@ def create_app(node: Node) -> FastAPI:
     Member = Annotated[MemberRecord, Depends(member)]
     add_record_routes(app, node, node.records, member)
     add_drug_routes(app, node, member)
+    add_payment_routes(app, node, member)
+    add_claim_routes(app, node, member)
 
     # -- transactions ------------------------------------------------------------------
 

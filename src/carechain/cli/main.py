@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from carechain.cli import audit, consent, drugs, init, network, proof, query, tx, up, verify
+from carechain.cli import (
+    audit,
+    claims,
+    consent,
+    drugs,
+    init,
+    network,
+    payments,
+    proof,
+    query,
+    tx,
+    up,
+    verify,
+)
 from carechain.cli.members import identity_app, org_app
 from carechain.cli.records import records_app
 
@@ -30,6 +43,8 @@ app.add_typer(records_app, name="records")
 app.add_typer(consent.app, name="consent")
 app.add_typer(audit.app, name="audit")
 app.add_typer(drugs.app, name="drugs")
+app.add_typer(payments.app, name="pay")
+app.add_typer(claims.app, name="claims")
 
 
 def main() -> None:
