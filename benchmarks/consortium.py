@@ -27,6 +27,7 @@ under ``py-spy record`` and leaves its samples (collapsed stacks) there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -115,7 +116,10 @@ class Peer:
             self._http = None
         if self.proc is None:
             return
-        if os.environ.get("CARECHAIN_BENCH_PYSPY"):
+        profiled = (
+            _descendants(self.proc.pid)[1:] if os.environ.get("CARECHAIN_BENCH_PYSPY") else []
+        )
+        if profiled:
             import signal
 
             self.proc.send_signal(signal.SIGINT)  # py-spy writes its profile on Ctrl-C
@@ -126,6 +130,9 @@ class Peer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        for pid in profiled:  # py-spy leaves the peer it ran: stop it too
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 15)
         self.proc = None
 
 

@@ -18,6 +18,9 @@ from carechain.api.client import NodeClient, new_consent_id
 from carechain.identity.wallet import Credentials
 from carechain.node.config import load_config
 from carechain.node.node import Node
+from carechain.standards.fhir.claim import claim_submission, fingerprint_key
+from claims_support import TESTDATA as CLAIMS
+from claims_support import TODAY, World, new, ok, send
 from support import Server
 
 FHIR = Path(__file__).parent.parent / "standards" / "fhir" / "testdata" / "examples"
@@ -48,6 +51,8 @@ PHI = [
     "2型糖尿病",
     "心肌梗死",
     "Chest pain since Tuesday",
+    "原发性高血压",
+    "Essential hypertension",
 ]
 """Each at least six bytes, so a chance match in signatures or hashes is negligible."""
 
@@ -57,6 +62,25 @@ def with_note() -> bytes:
     doc = json.loads((FHIR / "observation-example.json").read_bytes())
     doc["note"] = [{"text": NOTE}]
     return json.dumps(doc, ensure_ascii=False, indent=2).encode()
+
+
+def fhir_claim(coverage: str, record: str) -> bytes:
+    """FHIR R4's Claim example with a diagnosis in words (Claim.diagnosis, Claim.text)."""
+    doc = json.loads((CLAIMS / "claim-100150-carechain.json").read_bytes())
+    doc["patient"]["identifier"]["value"] = PATIENT
+    doc["insurance"][0]["coverage"]["reference"] = f"Coverage/{coverage}"
+    doc["item"][0]["servicedDate"] = TODAY
+    doc["item"][0]["encounter"][0]["identifier"]["value"] = record
+    doc["diagnosis"][0]["diagnosisCodeableConcept"] = {
+        "coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I10",
+                    "display": "Essential hypertension"}],
+        "text": "原发性高血压",
+    }  # fmt: skip
+    doc["text"] = {
+        "status": "generated",
+        "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{NOTE}</div>',
+    }
+    return json.dumps(doc, ensure_ascii=False).encode()
 
 
 def forms(text: str) -> list[bytes]:
@@ -106,6 +130,12 @@ def test_no_phi_reaches_the_block_store_or_the_state(
             zhao.read_record(added[0], purpose="emergency", reason="unconscious")
             patient.erase_record(added[1])
             assert patient.access_log(PATIENT, fhir=True)["total"] >= 3
+            # A claim for an encounter: its FHIR Claim states the diagnosis in words.
+            world = World(node, get)
+            desk = get("pumch/admin")
+            raw = fhir_claim(world.coverage, world.record())
+            args = claim_submission(raw, fingerprint_key(desk.private_key), new("clm"))
+            ok(send(node, desk, "claims", "submit", args))
             for c in (wang, zhao, patient):
                 c.close()
     finally:
