@@ -39,6 +39,7 @@ from carechain.crypto.canonical import parse_json
 from carechain.errors import CarechainError
 from carechain.identity.roles import OrgType
 from carechain.standards.fhir.claim import claim_submission, coverage_args, fingerprint_key
+from carechain.standards.iso4217 import format_amount
 
 app = typer.Typer(
     help="Insurance claims: policies, coverage, claims adjudicated and paid, the review queue.",
@@ -69,12 +70,13 @@ def new_id(kind: str) -> str:
 
 def line_words(claim: dict[str, Any]) -> list[str]:
     """One line per claim line: what was asked, the outcome, the rule, who pays what."""
+    ccy = claim["currency"]
     out = []
     for line, result in zip(claim["lines"], claim["adjudication"]["lines"], strict=True):
         out.append(
             f"  {line['seq']:>3}  {line['kind']:<7} {line['code']:<16} {line['day']}  "
-            f"{result['outcome']:<8}  insurer {result['insurer']:>10}  patient "
-            f"{result['patient']:>10}  ({result['says']})"
+            f"{result['outcome']:<8}  insurer {format_amount(result['insurer'], ccy):>14}  "
+            f"patient {format_amount(result['patient'], ccy):>14}  ({result['says']})"
         )
     return out
 
