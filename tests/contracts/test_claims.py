@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -417,3 +418,29 @@ def test_payments_are_conserved_through_claims(node: Node, member: Member, world
         totals += doc["balance"] + doc["held"]
     supply = orjson.loads(node.state.get("payments/supply/CNY"))
     assert supply["issued"] - supply["redeemed"] == totals
+
+
+def test_a_replay_of_the_ledger_reaches_the_same_state(node_dir: Path, member: Member) -> None:
+    """Determinism: ``carechain verify`` rebuilds every block of claims and payments
+    traffic from genesis and finds the same blocks, results and state digest."""
+    from carechain.node.config import load_config
+    from carechain.node.verify import verify_ledger
+
+    node = Node(load_config(node_dir))
+    node.start()
+    try:
+        license_demo_maker(node, member("nmpa/admin"))
+        world = World(node, member)
+        world.claim(HOSPITAL_DESK, [service(record=world.record())])
+        world.claim(PHARMACIST, [drug(world.dispensed("REPLAY1"))])
+        flagged, _ = world.claim(HOSPITAL_DESK, [service("A1", 1_000)])
+        ok(send(node, member(INSURER), "claims", "review",
+                {"claim": flagged, "decision": "approve", "note": "seen"}))  # fmt: skip
+        ok(send(node, member(BANK), "payments", "post_quote", {"quote": new("fxq"),
+            "base": "USD", "counter": "CNY", "rate": "7.1", "valid_from": 0,
+            "valid_until": int(datetime.now(UTC).timestamp() * 1000) + 60_000}))  # fmt: skip
+        height = node.state.height
+    finally:
+        node.stop()
+    report = verify_ledger(node_dir)
+    assert report.state_checked and report.blocks == height + 1
