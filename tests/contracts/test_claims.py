@@ -143,14 +143,14 @@ def test_limits_cap_what_the_insurer_pays(node: Node, member: Member, world: Wor
     # Per claim 5,000.00: three services of 2,000.00 (insurer 1,400.00 each) -> the
     # third is cut to what is left (700.00), and the claim is flagged over the limit.
     ok(send(node, member(INSURER), "claims", "publish_policy", {"policy": "pol-big",
-        "effective_from": TODAY, "rules": dict(RULES, services={"1200": {}},
-        per_claim_limit=350_000)}))  # fmt: skip
+        "effective_from": TODAY, "rules": dict(RULES, services={"1200": {}, "1201": {},
+        "1202": {}}, per_claim_limit=350_000)}))  # fmt: skip
     coverage = new("cov")
     covered = {"coverage": coverage, "patient": PATIENT, "policy": "pol-big",
                "start": "2025-01-01", "end": "2030-12-31"}  # fmt: skip
     ok(send(node, member(INSURER), "claims", "register_coverage", covered))
     record = world.record()
-    lines = [dict(service("1200", 200_000, record=record), seq=n) for n in (1, 2, 3)]
+    lines = [dict(service(f"120{n}", 200_000, record=record), seq=n + 1) for n in (0, 1, 2)]
     claim_id, status = world.claim(HOSPITAL_DESK, lines, coverage=coverage)
     ok(status)
     doc = claim_doc(node, claim_id)
@@ -278,12 +278,105 @@ def test_no_traceability_code_no_settlement_and_one_code_one_sale(
     assert "not legacy" in (late.message or "")
     ok(send(node, member(PHARMACIST), "claims", "declare_legacy_stock",
             {"product": GTIN, "lot": "OLD1", "quantity": 1, "bought": "2025-03-02"}))  # fmt: skip
-    legacy, status = world.claim(PHARMACIST, [drug(None, lot="OLD1")])
+    # Declared is not enough: an insurer (or a regulator) confirms it against purchase records.
+    unconfirmed, status = world.claim(PHARMACIST, [drug(None, lot="OLD1")])
     ok(status)
-    assert claim_doc(node, legacy)["adjudication"]["lines"][0]["rule"] == "legacy_stock"
+    assert claim_doc(node, unconfirmed)["adjudication"]["lines"][0]["rule"] == "no_trace_code"
+    confirm = {"org": "yf-pharmacy", "product": GTIN, "lot": "OLD1"}
+    assert send(node, member(PHARMACIST), "claims", "confirm_legacy_stock", confirm).code == (
+        "forbidden"
+    )
+    ok(send(node, member(INSURER), "claims", "confirm_legacy_stock", confirm))
+    # One pack left: a claim of two such lines is paid for one.
+    two = [drug(None, lot="OLD1"), dict(drug(None, lot="OLD1"), seq=2, day=TODAY)]
+    legacy, status = world.claim(PHARMACIST, two)
+    ok(status)
+    rules = [r["rule"] for r in claim_doc(node, legacy)["adjudication"]["lines"]]
+    assert rules == ["legacy_stock", "repeated_line"]
     used_up, status = world.claim(PHARMACIST, [drug(None, lot="OLD1")])
     ok(status)
     assert claim_doc(node, used_up)["adjudication"]["lines"][0]["rule"] == "no_trace_code"
+    huge = dict(stock, lot="OLD2", quantity=10**9, bought="2025-03-02")
+    refused = send(node, member(PHARMACIST), "claims", "declare_legacy_stock", huge)
+    assert "packs of one lot" in (refused.message or "")
+
+
+def test_a_line_repeated_in_one_claim_is_paid_once(
+    node: Node, member: Member, world: World
+) -> None:
+    record = world.record()
+    twice, status = world.claim(HOSPITAL_DESK, [service(record=record),
+                                                dict(service(record=record), seq=2)])  # fmt: skip
+    ok(status)
+    doc = claim_doc(node, twice)
+    assert [r["rule"] for r in doc["adjudication"]["lines"]] == ["covered", "repeated_line"]
+    assert flags_of(node, twice)["duplicate"]["same_as_line"] == 1
+    pack = world.dispensed("TWICE1")
+    packs, status = world.claim(PHARMACIST, [drug(pack), dict(drug(pack), seq=2)])
+    ok(status)
+    assert claim_doc(node, packs)["adjudication"]["insurer"] == 2_800  # one pack's share
+
+
+def test_a_service_dated_in_the_future_is_refused(node: Node, member: Member, world: World) -> None:
+    later = (datetime.now(UTC) + timedelta(days=300)).date().isoformat()
+    before = node.state.scan("claims/")
+    _, status = world.claim(HOSPITAL_DESK, [service(day=later, record=world.record())])
+    assert status.code == "contract_error" and "in the future" in (status.message or "")
+    assert node.state.scan("claims/") == before
+
+
+def test_another_dispensers_pack_is_flagged_and_not_paid(
+    node: Node, member: Member, world: World
+) -> None:
+    pack = world.dispensed("ELSE1")  # dispensed by yf-pharmacy
+    stolen, status = world.claim(HOSPITAL_DESK, [drug(pack)])
+    ok(status)
+    assert "pack_mismatch" in flags_of(node, stolen)
+    assert claim_doc(node, stolen)["adjudication"]["lines"][0]["rule"] == "untraced_pack"
+    # The real dispenser's claim is not blocked by it: the denied line settled nothing.
+    own, status = world.claim(PHARMACIST, [drug(pack)])
+    ok(status)
+    assert claim_doc(node, own)["status"] == "paid"
+
+
+def test_evidence_is_an_encounter_of_that_day_used_by_one_claim(
+    node: Node, member: Member, world: World
+) -> None:
+    observation = "rec-" + "a" * 26
+    ok(send(node, member("pumch/dr-wang"), "records", "add", {"records": [{
+        "record": observation, "patient": PATIENT, "type": "Observation",
+        "category": "vital-signs", "fingerprint": "cd" * 32}]}))  # fmt: skip
+    not_a_visit, status = world.claim(HOSPITAL_DESK, [service(record=observation)])
+    ok(status)
+    assert "phantom_encounter" in flags_of(node, not_a_visit)
+    record = world.record()
+    first, status = world.claim(HOSPITAL_DESK, [service("A1", record=record)])
+    ok(status)
+    assert claim_doc(node, first)["status"] == "paid"
+    # The same encounter backs a second claim: flagged, pointing to the first.
+    again, status = world.claim(HOSPITAL_DESK, [service("A2", record=record)])
+    ok(status)
+    assert flags_of(node, again)["duplicate"]["earlier"] == first
+    # Only lines the record was added for (that day, or within 30 days after) count.
+    last_year = (datetime.now(UTC) - timedelta(days=60)).date().isoformat()
+    assert "phantom_encounter" in flags_of(node, world.claim(HOSPITAL_DESK, [
+        service("1200", day=last_year, record=world.record())])[0])  # fmt: skip
+
+
+def test_a_death_is_recorded_by_the_patients_organisation_or_a_regulator(
+    node: Node, member: Member, world: World
+) -> None:
+    death = {"patient": PATIENT, "day": "2001-01-01"}
+    other = send(node, member("chaoyang-clinic/dr-zhao"), "claims", "record_death", death)
+    assert other.code == "forbidden" and "patient's own organisation" in (other.message or "")
+    ok(send(node, member("nmpa/admin"), "claims", "record_death", death))
+    assert send(node, member("pumch/admin"), "claims", "withdraw_death",
+                {"patient": PATIENT, "reason": "wrong patient"}).code == "forbidden"  # fmt: skip
+    ok(send(node, member("nmpa/admin"), "claims", "withdraw_death",
+            {"patient": PATIENT, "reason": "recorded for the wrong patient"}))  # fmt: skip
+    claim_id, status = world.claim(HOSPITAL_DESK, [service(record=world.record())])
+    ok(status)
+    assert claim_doc(node, claim_id)["status"] == "paid"
 
 
 # -- the insurer's review queue -------------------------------------------------------------
@@ -359,6 +452,8 @@ def test_an_insurer_without_money_pays_when_it_has_it(
         ({"lines": [drug(None, code="12345")]}, "wrong form"),
         ({"lines": [service(colour="red")]}, "unknown field"),
         ({"currency": "USD"}, "pays in CNY"),
+        ({"currency": "ZZZ"}, "not an ISO 4217 currency"),
+        ({"lines": [service(day="9999-12-31")]}, "years 1900 to 2199"),
         ({"patient": "pumch:someone-else"}, "is not pumch:someone-else's"),
         ({"coverage": "cov-" + "0" * 24}, "unknown coverage"),
         ({"fingerprint": "xyz"}, "wrong form"),
@@ -417,7 +512,7 @@ def test_payments_are_conserved_through_claims(node: Node, member: Member, world
         doc = orjson.loads(raw)
         totals += doc["balance"] + doc["held"]
     supply = orjson.loads(node.state.get("payments/supply/CNY"))
-    assert supply["issued"] - supply["redeemed"] == totals
+    assert supply["outstanding"] == totals
 
 
 def test_a_replay_of_the_ledger_reaches_the_same_state(node_dir: Path, member: Member) -> None:

@@ -49,7 +49,7 @@ def balance(node: Node, owner: str, ccy: str = "CNY") -> tuple[int, int]:
 
 
 def conserved(node: Node) -> None:
-    """issued - redeemed == balances + holds, per currency (the module's invariant)."""
+    """outstanding == balances + holds == what banks issued minus redeemed, per currency."""
     totals: dict[str, int] = {}
     for _, raw in node.state.scan("payments/account/"):
         doc = orjson.loads(raw)
@@ -57,9 +57,14 @@ def conserved(node: Node) -> None:
     supply = {
         key.rsplit("/", 1)[1]: orjson.loads(raw) for key, raw in node.state.scan("payments/supply/")
     }
-    assert set(totals) == set(supply)
+    by_banks: dict[str, int] = {}
+    for key, raw in node.state.scan("payments/issuer/"):
+        doc = orjson.loads(raw)
+        ccy = key.rsplit("/", 1)[1]
+        by_banks[ccy] = by_banks.get(ccy, 0) + doc["issued"] - doc["redeemed"]
+    assert set(totals) == set(supply) == set(by_banks)
     for ccy, doc in supply.items():
-        assert doc["issued"] - doc["redeemed"] == totals[ccy], ccy
+        assert doc["outstanding"] == totals[ccy] == by_banks[ccy], ccy
 
 
 def new(kind: str) -> str:
@@ -86,8 +91,9 @@ def test_money_is_issued_moved_and_redeemed_with_a_statement(node: Node, member:
         )
     )
     ok(send(node, member(BANK), "redeem", {"currency": "CNY", "amount": 30_000}))
-    supply = state(node, "supply/CNY")
-    assert (supply["issued"], supply["redeemed"]) == (100_000, 30_000)
+    bank = state(node, "issuer/icbc/CNY")
+    assert (bank["issued"], bank["redeemed"]) == (100_000, 30_000)
+    assert state(node, "supply/CNY") == {"outstanding": 70_000}
     conserved(node)
     lines = [orjson.loads(v) for _, v in node.state.scan(f"payments/entry/{PATIENT}/CNY/")]
     assert [(x["kind"], x["delta"], x["balance"]) for x in lines] == [
@@ -214,7 +220,7 @@ def test_a_treatment_is_paid_from_escrow_when_recorded_complete(node: Node, memb
     tx = add_signature(tx, patient.fingerprint, patient.private_key)
     ok(node.submit_one(tx, wait_s=10))
     assert balance(node, PATIENT) == (30_000, 20_000)
-    hold = state(node, f"hold/hold-{admission['treatment'][4:]}")
+    hold = state(node, f"hold/{admission['treatment']}")
     assert hold["payee"] == "chaoyang-clinic" and hold["treatment"] == admission["treatment"]
     # Nobody presses pay: recording the treatment complete pays the clinic and returns the rest.
     assert send(node, clinic, "capture", {"hold": hold["id"]}).code == "contract_error"
@@ -286,7 +292,8 @@ def test_a_payment_across_currencies_converts_at_the_quoted_rate(
     for args, words in [
         ({"quote": stale}, "not valid at this block's time"),
         ({"quote": new("fxq")}, "unknown quote"),
-        ({"quote": quote, "currency": "EUR"}, "not EUR"),
+        ({"quote": quote, "currency": "EUR"}, "not for EUR"),
+        ({"quote": quote, "currency": "CNY"}, "not for CNY"),  # one direction only
     ]:
         status = send(node, sponsor, "transfer_fx", {"to": "pumch", "currency": "USD",
                                                       "amount": 100, **args})  # fmt: skip
@@ -389,3 +396,85 @@ def test_bad_plans_are_refused(node: Node, member: Member) -> None:
     broke = send(node, member(PATIENT_MEMBER), "accept_plan", {"plan": base["plan"]})
     assert "insufficient funds" in (broke.message or "")
     assert state(node, f"plan/{base['plan']}")["status"] == "offered"
+
+
+def test_a_quote_has_a_limit_and_can_be_withdrawn(node: Node, member: Member) -> None:
+    bank, sponsor = member(BANK), member("cr-sponsor/admin")
+    fund(node, member, "icbc", 1_000_000)
+    fund(node, member, "cr-sponsor", 10_000, "USD")
+    quote, now = new("fxq"), int(time.time() * 1000)
+    offer = {"quote": quote, "base": "USD", "counter": "CNY", "rate": "7",
+             "valid_from": now - 1000, "valid_until": now + 60_000, "limit": 10_000}  # fmt: skip
+    ok(send(node, bank, "post_quote", offer))
+    pay = {"to": "pumch", "currency": "USD", "amount": 1_000, "quote": quote}
+    ok(send(node, sponsor, "transfer_fx", pay))  # 7,000 of the 10,000 limit
+    over = send(node, sponsor, "transfer_fx", pay)
+    assert "not enough of its limit" in (over.message or "")
+    assert send(node, sponsor, "withdraw_quote", {"quote": quote}).code == "forbidden"
+    ok(send(node, bank, "withdraw_quote", {"quote": quote}))
+    late = send(node, sponsor, "transfer_fx", dict(pay, amount=100))
+    assert "not valid at this block's time" in (late.message or "")
+    conserved(node)
+
+
+def test_a_treatment_hold_is_the_treatments_own(node: Node, member: Member) -> None:
+    fund(node, member, PATIENT, 5_000)
+    clinic, patient = member(CLINIC), member(PATIENT_MEMBER)
+    treatment = new("trt")
+    # A hold named like the treatment cannot be made first by anyone else.
+    squat = send(node, member(HOSPITAL), "hold", {"hold": treatment, "payee": "pumch",
+                 "currency": "CNY", "amount": 1, "expires": in_days(1)})  # fmt: skip
+    assert "wrong form" in (squat.message or "")
+    args = {"treatment": treatment, "patient": PATIENT, "currency": "CNY", "amount": 3_000,
+            "expires": in_days(0.00002)}  # fmt: skip
+    tx = add_signature(
+        build_transaction(
+            clinic, "demo", "payments", "admit", args, cosigners=[patient.fingerprint]
+        ),
+        patient.fingerprint,
+        patient.private_key,
+    )
+    ok(node.submit_one(tx, wait_s=10))
+    # The clinic may not release it behind the treatment's back: it cancels the treatment.
+    direct = send(node, clinic, "release", {"hold": treatment})
+    assert "cancel the treatment" in (direct.message or "")
+    time.sleep(2.5)
+    ok(send(node, patient, "release", {"hold": treatment}))  # expired: the patient takes it back
+    assert state(node, f"treatment/{treatment}")["status"] == "expired"
+    assert balance(node, PATIENT) == (5_000, 0)
+    conserved(node)
+
+
+def test_a_plan_offer_ends_when_its_first_instalment_falls_due(node: Node, member: Member) -> None:
+    fund(node, member, "icbc", 100_000)
+    plan = new("plan")
+    ok(send(node, member(BANK), "offer_plan", {"plan": plan, "patient": PATIENT,
+        "clinic": "chaoyang-clinic", "currency": "CNY", "principal": 3_000, "rate_bp": 0,
+        "instalments": 3, "interval_days": 30, "first_due": in_days(0.00002)}))  # fmt: skip
+    time.sleep(2.5)
+    late = send(node, member(PATIENT_MEMBER), "accept_plan", {"plan": plan})
+    assert "offer ended" in (late.message or "")
+    tiny = send(node, member(BANK), "offer_plan", {"plan": new("plan"), "patient": PATIENT,
+        "clinic": "chaoyang-clinic", "currency": "CNY", "principal": 2, "rate_bp": 0,
+        "instalments": 3, "interval_days": 30, "first_due": in_days(30)})  # fmt: skip
+    assert "at least one minor unit" in (tiny.message or "")
+
+
+def test_a_refusal_does_not_tell_the_balance(node: Node, member: Member) -> None:
+    fund(node, member, "pumch", 1_234)
+    refused = send(node, member(HOSPITAL), "transfer",
+                   {"to": "icbc", "currency": "CNY", "amount": 5_000})  # fmt: skip
+    assert "insufficient funds" in (refused.message or "")
+    assert "1234" not in (refused.message or "") and "3766" not in (refused.message or "")
+
+
+def test_one_bank_cannot_exhaust_the_supply_for_the_others(node: Node, member: Member) -> None:
+    """Turnover grows only the issuing bank's own totals: the currency's supply counts
+    what is outstanding, so another bank still issues after any amount of churn."""
+    bank = member(BANK)
+    for _ in range(3):
+        ok(send(node, bank, "issue", {"to": "icbc", "currency": "CNY", "amount": 10**15}))
+        ok(send(node, bank, "redeem", {"currency": "CNY", "amount": 10**15}))
+    assert state(node, "supply/CNY") == {"outstanding": 0}
+    assert state(node, "issuer/icbc/CNY")["issued"] == 3 * 10**15
+    conserved(node)

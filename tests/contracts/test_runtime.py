@@ -42,6 +42,48 @@ class Handover(Contract):
         ctx.put(f"item/{item}", {"holder": receiver, "from": ctx.caller.fingerprint})
 
 
+class Faulty(Contract):
+    """A contract with bugs: arithmetic that overflows, deep recursion, a bad helper call."""
+
+    name = "faulty"
+
+    @contract_method()
+    def overflow(self, ctx: Context, args: Args) -> None:
+        ctx.put("touched", True)
+        datetime(9999, 12, 31) + timedelta(days=1)  # OverflowError
+
+    @contract_method()
+    def recurse(self, ctx: Context, args: Args) -> None:
+        def down(n: int) -> int:
+            return down(n + 1) + 1
+
+        down(0)
+
+
+@pytest.fixture
+def faulty_node(node_dir: Path) -> Node:
+    node = Node(load_config(node_dir))
+    node.executor.contracts["faulty"] = Faulty()
+    node.start()
+    yield node  # type: ignore[misc]
+    node.stop()
+
+
+def test_a_contract_bug_is_recorded_and_the_chain_goes_on(
+    faulty_node: Node, member: Member
+) -> None:
+    """Any exception in a contract (not only the common ones) is the transaction's fault:
+    every peer meets it on the same block, and a node that stopped on it would stop them all."""
+    doctor = member("pumch/dr-wang")
+    for method in ("overflow", "recurse"):
+        tx = build_transaction(doctor, "demo", "faulty", method, {})
+        status = faulty_node.submit_one(tx, wait_s=10)
+        assert status.code == "contract_fault", (method, status)
+        assert faulty_node.state.get("faulty/touched") is None
+    after = build_transaction(doctor, "demo", "notary", "anchor", {"digest": "ab" * 32})
+    assert faulty_node.submit_one(after, wait_s=10).code == "ok"
+
+
 @pytest.fixture
 def handover_node(node_dir: Path) -> Node:
     node = Node(load_config(node_dir))

@@ -34,6 +34,7 @@ METHODS = (
     "cancel_treatment",
     "post_quote",
     "transfer_fx",
+    "withdraw_quote",
     "offer_plan",
     "accept_plan",
     "decline_plan",

@@ -68,7 +68,7 @@ _DURATION = re.compile(r"([0-9]{1,6})([smhdw])")
 _ORG = re.compile(r"[a-z0-9-]{2,40}")
 _PATIENT = re.compile(r"([a-z0-9-]{2,40}):([A-Za-z0-9][A-Za-z0-9._@-]{0,63})")
 _IDS = {
-    "hold": (re.compile(r"hold-[0-9a-f]{24}"), "pay hold"),
+    "hold": (re.compile(r"(hold|trt)-[0-9a-f]{24}"), "pay hold (or pay admit)"),
     "treatment": (re.compile(r"trt-[0-9a-f]{24}"), "pay admit"),
     "plan": (re.compile(r"plan-[0-9a-f]{24}"), "pay offer-plan"),
     "quote": (re.compile(r"fxq-[0-9a-f]{24}"), "pay quote"),
@@ -591,9 +591,13 @@ def quote(
     valid_for: Annotated[
         str, typer.Option("--valid-for", help="How long it holds: 15m, 1h, 1d (at most 7d).")
     ] = "1h",
+    limit: Annotated[
+        str, typer.Option("--limit", help="Most of --counter it pays out in all, e.g. 50000.00.")
+    ] = "",
     node: NodeOption = DEFAULT_NODE,
 ) -> None:
-    """Offer to exchange two currencies at a rate, from now (banks); prints the quote id."""
+    """Offer to pay --counter for --base at a rate, from now (banks; one direction: the
+    other way is another quote); prints the quote id."""
     base_code, counter_code = currency_code(base, "--base"), currency_code(counter, "--counter")
     if base_code == counter_code:
         fail("a quote exchanges two different currencies")
@@ -613,10 +617,28 @@ def quote(
             "valid_from": start,
             "valid_until": start + span,
         }
+        if limit:
+            args["limit"] = money(limit, counter_code, "--limit")
         result = submit(c, "post_quote", args)
     line = committed_line(result)
     typer.echo(quote_id)
     tell(f"1 {base_code} = {text} {counter_code} until {iso(start + span)}: {line}")
+
+
+@app.command("withdraw-quote")
+@friendly
+def withdraw_quote(
+    quote_id: Annotated[str, typer.Argument(metavar="QUOTE", help="Quote id (fxq-...).")],
+    identity: IdentityOption,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """End one of your quotes now (banks)."""
+    if not re.fullmatch(r"fxq-[0-9a-f]{24}", quote_id):
+        fail(f"{quote_id[:40]!r} is not a quote id (fxq- and 24 hex digits)")
+    with client(node, identity) as c:
+        allowed(c, "withdraw_quote")
+        result = submit(c, "withdraw_quote", {"quote": quote_id})
+    typer.echo(f"withdrew {quote_id}: {committed_line(result)}")
 
 
 @app.command("quotes")

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from carechain.contracts.payments import half_even
+from carechain.contracts.payments import DECIMAL, half_even
 
 ACCEPTED, REDUCED, DENIED = "accepted", "reduced", "denied"
 
@@ -49,6 +49,8 @@ RULE_WORDS = {
     "per_claim_limit": "reduced to the policy's per-claim limit",
     "annual_limit": "reduced to what is left of the policy's annual limit",
     "legacy_stock": "covered as stock bought before the traceability rule",
+    "repeated_line": "the same service or pack is on an earlier line of this claim: bill it "
+    "once, with its quantity",
 }
 """What each rule means, in words shown to the provider, the patient and the insurer."""
 
@@ -62,7 +64,13 @@ FLAG_WORDS = {
     "unbundling": "parts of a bundle are billed separately",
     "code_settled_twice": "this traceability code was already settled (possibly a fake, "
     "resold (回流药) or swapped drug)",
+    "pack_mismatch": "the pack was dispensed by another provider, or is another product",
 }
+
+EVIDENCE_TYPES = ("Encounter", "Procedure")
+"""Records that show a service took place."""
+EVIDENCE_DAYS = 30
+"""A record shows a service on its day only if added that day or within this many after."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,7 @@ class Facts(Protocol):
     def death_day(self) -> str | None: ...
     def preauthorised(self, code: str, day: str) -> bool: ...
     def earlier_claim(self, code: str, day: str) -> str | None: ...
+    def record_claimed(self, record_id: str) -> str | None: ...
     def pack_claimed(self, key: str) -> str | None: ...
     def legacy_left(self, product: str, lot: str) -> int: ...
     def used_this_year(self, year: str) -> int: ...
@@ -123,6 +132,8 @@ class Adjudication:
     patient: int
     years: dict[str, int]
     """Insurer's share by policy year (the coverage's annual limit counts per year)."""
+    legacy: dict[str, int] = field(default_factory=dict)
+    """Legacy stock settled: ``product/lot`` -> packs."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -135,11 +146,20 @@ class Adjudication:
 
 def copay(eligible: int, copay_bp: int) -> int:
     """The patient's part of ``eligible``: ``copay_bp`` basis points, rounded half to even."""
-    return half_even(Decimal(eligible) * Decimal(copay_bp) / Decimal(10_000))
+    return half_even(
+        DECIMAL.divide(DECIMAL.multiply(Decimal(eligible), Decimal(copay_bp)), Decimal(10_000))
+    )
 
 
 def _add_days(day: str, days: int) -> str:
-    return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
+    try:
+        return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
+    except OverflowError:
+        return "9999-12-31"
+
+
+def _record_day(record: dict[str, Any]) -> str:
+    return datetime.fromtimestamp(int(record.get("time", 0)) // 1000, UTC).date().isoformat()
 
 
 def adjudicate(
@@ -158,12 +178,11 @@ def adjudicate(
         if entry not in flags:
             flags.append(entry)
 
-    death = facts.death_day()
+    claim = _Claim(patient, provider, coverage, facts, facts.death_day(), raise_flag)
     results: list[LineResult] = []
     policies: dict[int, dict[str, Any]] = {}
     for line in sorted(lines, key=lambda x: x.seq):
-        result = _line(line, patient, provider, coverage, facts, death, raise_flag)
-        results.append(result)
+        results.append(claim.decide(line))
         policy = facts.policy_on(line.day)
         if policy is not None:
             policies[line.seq] = policy
@@ -196,87 +215,123 @@ def adjudicate(
         insurer=sum(r.insurer for r in results),
         patient=sum(r.patient for r in results),
         years=years,
+        legacy=claim.legacy_used,
     )
 
 
-def _line(
-    line: Line,
-    patient: str,
-    provider: str,
-    coverage: dict[str, Any],
-    facts: Facts,
-    death: str | None,
-    raise_flag: Callable[..., None],
-) -> LineResult:
-    def deny(rule: str) -> LineResult:
-        return LineResult(line.seq, DENIED, rule, 0, 0, line.amount)
+class _Claim:
+    """One claim's lines, decided in order: what earlier lines used is remembered."""
 
-    # Fraud checks run on every line, whatever its outcome.
-    if death is not None and line.day > death:
-        raise_flag("after_death", line=line.seq, died=death)
-    if line.kind == "service":
-        earlier = facts.earlier_claim(line.code, line.day)
-        if earlier is not None:
-            raise_flag("duplicate", line=line.seq, earlier=earlier)
-        record = facts.record(line.record) if line.record else None
-        if (
-            record is None
-            or record.get("patient") != patient
-            or record.get("custodian") != provider
-            or record.get("erased")
-        ):
-            raise_flag("phantom_encounter", line=line.seq, record=line.record)
-    traced = False
-    if line.kind == "drug" and line.pack is not None:
-        pack = facts.pack(line.pack)
-        dispensed = (pack or {}).get("dispensed") or {}
-        if pack is None or pack.get("status") != "dispensed":
-            raise_flag("phantom_drug", line=line.seq, pack=line.pack)
-        elif dispensed.get("patient") != patient:
-            raise_flag("pack_other_patient", line=line.seq, pack=line.pack)
-        elif pack.get("owner") == provider and pack.get("product") == line.code:
-            traced = True
-        first = facts.pack_claimed(line.pack)
-        if first is not None:
-            raise_flag("code_settled_twice", line=line.seq, pack=line.pack, first=first)
+    def __init__(
+        self,
+        patient: str,
+        provider: str,
+        coverage: dict[str, Any],
+        facts: Facts,
+        death: str | None,
+        raise_flag: Callable[..., None],
+    ) -> None:
+        self.patient, self.provider, self.coverage = patient, provider, coverage
+        self.facts, self.death, self.raise_flag = facts, death, raise_flag
+        self.seen: dict[tuple[str, ...], int] = {}
+        self.legacy_used: dict[str, int] = {}
+        """Legacy stock this claim settles: ``product/lot`` -> packs."""
 
-    if death is not None and line.day > death:
-        return deny("after_death")
-    if not coverage["start"] <= line.day <= coverage["end"]:
-        return deny("coverage_period")
-    policy = facts.policy_on(line.day)
-    if policy is None:
-        return deny("no_policy")
-    if policy["network"] and provider not in policy["network"]:
-        return deny("out_of_network")
-    if line.day < _add_days(coverage["start"], policy["waiting_days"]):
-        return deny("waiting_period")
-    rules = policy["services"] if line.kind == "service" else policy["drugs"]
-    rule = rules.get(line.code)
-    if rule is None:
-        return deny("not_covered")
-    if rule.get("preauth") and not facts.preauthorised(line.code, line.day):
-        return deny("preauthorisation")
-    decided = "covered"
-    if line.kind == "drug":
-        trace_from = policy.get("drug_trace_from")
-        if trace_from is not None and line.day >= trace_from:
-            if line.pack is None:
-                if line.lot is None or facts.legacy_left(line.code, line.lot) < line.quantity:
-                    return deny("no_trace_code")
-                decided = "legacy_stock"
-            elif not traced:
+    def decide(self, line: Line) -> LineResult:
+        flag, facts, patient, provider = self.raise_flag, self.facts, self.patient, self.provider
+
+        def deny(rule: str) -> LineResult:
+            return LineResult(line.seq, DENIED, rule, 0, 0, line.amount)
+
+        # Fraud checks run on every line, whatever its outcome.
+        if self.death is not None and line.day > self.death:
+            flag("after_death", line=line.seq, died=self.death)
+        same = (line.kind, line.pack or "", line.code if line.pack is None else "", line.day
+                if line.pack is None else "", line.lot or "")  # fmt: skip
+        repeated = self.seen.get(same)
+        if repeated is None:
+            self.seen[same] = line.seq
+        else:
+            flag("duplicate", line=line.seq, same_as_line=repeated)
+        if line.kind == "service":
+            earlier = facts.earlier_claim(line.code, line.day)
+            if earlier is not None:
+                flag("duplicate", line=line.seq, earlier=earlier)
+            record = facts.record(line.record) if line.record else None
+            if (
+                record is None
+                or record.get("status") != "active"
+                or record.get("patient") != patient
+                or record.get("custodian") != provider
+                or record.get("type") not in EVIDENCE_TYPES
+                or not line.day <= _record_day(record) <= _add_days(line.day, EVIDENCE_DAYS)
+            ):
+                flag("phantom_encounter", line=line.seq, record=line.record)
+            elif line.record is not None:
+                other = facts.record_claimed(line.record)
+                if other is not None:
+                    flag("duplicate", line=line.seq, record=line.record, earlier=other)
+        traced = False
+        if line.kind == "drug" and line.pack is not None:
+            pack = facts.pack(line.pack)
+            dispensed = (pack or {}).get("dispensed") or {}
+            if pack is None or pack.get("status") != "dispensed":
+                flag("phantom_drug", line=line.seq, pack=line.pack)
+            elif dispensed.get("patient") != patient:
+                flag("pack_other_patient", line=line.seq, pack=line.pack)
+            elif pack.get("owner") != provider or pack.get("product") != line.code:
+                flag("pack_mismatch", line=line.seq, pack=line.pack)
+            else:
+                traced = True
+            first = facts.pack_claimed(line.pack)
+            if first is not None:
+                flag("code_settled_twice", line=line.seq, pack=line.pack, first=first)
+
+        if repeated is not None:
+            return deny("repeated_line")
+        if self.death is not None and line.day > self.death:
+            return deny("after_death")
+        coverage = self.coverage
+        if not coverage["start"] <= line.day <= coverage["end"]:
+            return deny("coverage_period")
+        policy = facts.policy_on(line.day)
+        if policy is None:
+            return deny("no_policy")
+        if policy["network"] and provider not in policy["network"]:
+            return deny("out_of_network")
+        if line.day < _add_days(coverage["start"], policy["waiting_days"]):
+            return deny("waiting_period")
+        rules = policy["services"] if line.kind == "service" else policy["drugs"]
+        rule = rules.get(line.code)
+        if rule is None:
+            return deny("not_covered")
+        if rule.get("preauth") and not facts.preauthorised(line.code, line.day):
+            return deny("preauthorisation")
+        decided = "covered"
+        if line.kind == "drug":
+            if line.pack is not None and not traced:
                 return deny("untraced_pack")
-    eligible = line.amount
-    outcome = ACCEPTED
-    cap = rule.get("max")
-    if cap is not None and line.amount > cap * line.quantity:
-        eligible = cap * line.quantity
-        outcome, decided = REDUCED, "max_price"
-        raise_flag("over_limit", line=line.seq, limit="max_price")
-    patient_part = copay(eligible, policy["copay_bp"])
-    insurer = eligible - patient_part
-    return LineResult(line.seq, outcome, decided, eligible, insurer, line.amount - insurer)
+            trace_from = policy.get("drug_trace_from")
+            if line.pack is None and trace_from is not None and line.day >= trace_from:
+                stock = f"{line.code}/{line.lot}"
+                used = self.legacy_used.get(stock, 0)
+                if (
+                    line.lot is None
+                    or facts.legacy_left(line.code, line.lot) - used < line.quantity
+                ):
+                    return deny("no_trace_code")
+                self.legacy_used[stock] = used + line.quantity
+                decided = "legacy_stock"
+        eligible = line.amount
+        outcome = ACCEPTED
+        cap = rule.get("max")
+        if cap is not None and line.amount > cap * line.quantity:
+            eligible = cap * line.quantity
+            outcome, decided = REDUCED, "max_price"
+            flag("over_limit", line=line.seq, limit="max_price")
+        patient_part = copay(eligible, policy["copay_bp"])
+        insurer = eligible - patient_part
+        return LineResult(line.seq, outcome, decided, eligible, insurer, line.amount - insurer)
 
 
 def _unbundling(

@@ -31,9 +31,11 @@ State (namespace ``claims``)::
     coverage/<id>                      patient, insurer, policy, start, end, status
     preauth/<coverage>/<code>          from, until, by
     death/<patient>                    day, by (services after it are not paid)
-    legacy/<org>/<product>/<lot>       quantity, left, bought
+    legacy/<org>/<product>/<lot>       quantity, left, bought, confirmed (by an insurer
+                                       or regulator: only then may it be settled)
     claim/<id>                         the claim, its adjudication, status, history
-    fingerprint/<hex>                  claim id (a resubmission is recognised)
+    fingerprint/<provider>/<hex>       claim id (a resubmission is recognised)
+    evidence/<record>                  the first claim an encounter record backs
     line/<patient>/<code>/<day>/<claim>   an earlier claim of this service (duplicates)
     pack/<key>                         the first claim of this pack
     usage/<coverage>/<year>            insurer's share committed this year
@@ -60,6 +62,7 @@ from carechain.standards.iso4217 import currency as iso_currency
 NHSA_TRACE_RULE_DAY = "2025-07-01"
 """NHSA: drug settlement needs the pack's traceability code from this day (医保药品追溯码)."""
 MAX_LINES = 200
+MAX_LEGACY = 100_000
 MAX_CODES = 5000
 DESK = {Role.ADMIN, Role.STAFF}
 PROVIDER_ROLES = {Role.ADMIN, Role.STAFF, Role.CLINICIAN, Role.PHARMACIST}
@@ -88,6 +91,8 @@ def _day(value: Any, where: str) -> str:
         date.fromisoformat(value)
     except ValueError:
         raise ContractError(f"{where} {value} is not a calendar date") from None
+    if not "1900" <= value[:4] <= "2199":
+        raise ContractError(f"{where} {value} is outside the years 1900 to 2199")
     return value
 
 
@@ -212,13 +217,17 @@ class ChainFacts:
         found = self.ctx.scan(f"line/{self.claim['patient']}/{code}/{day}/", limit=1)
         return found[0][0].rsplit("/", 1)[1] if found else None
 
+    def record_claimed(self, record_id: str) -> str | None:
+        doc = self.ctx.get(f"evidence/{record_id}")
+        return None if doc is None else str(doc["claim"])
+
     def pack_claimed(self, key: str) -> str | None:
         doc = self.ctx.get(f"pack/{key}")
         return None if doc is None else str(doc["claim"])
 
     def legacy_left(self, product: str, lot: str) -> int:
         doc = self.ctx.get(f"legacy/{self.claim['provider']}/{product}/{lot}")
-        return 0 if doc is None else int(doc["left"])
+        return 0 if doc is None or not doc.get("confirmed") else int(doc["left"])
 
     def used_this_year(self, year: str) -> int:
         doc = self.ctx.get(f"usage/{self.coverage['id']}/{year}")
@@ -313,10 +322,17 @@ class Claims(Contract):
         org_types={OrgType.HOSPITAL, OrgType.CLINIC, OrgType.REGULATOR},
     )
     def record_death(self, ctx: Context, args: Args) -> None:
-        """Record that ``patient`` died on ``day``: no service after it is paid."""
+        """Record that ``patient`` died on ``day``: no service after it is paid. The
+        patient's own hospital or clinic records it, or a regulator (who may correct it)."""
         patient = args.text("patient", pattern=_PATIENT, max_length=105)
         day = _day(args.text("day", max_length=10), "day")
         self._done(args)
+        caller = ctx.caller
+        if caller.org_type is not OrgType.REGULATOR and patient.split(":", 1)[0] != caller.org_id:
+            raise Forbidden(
+                f"{caller.org_id} may not record {patient}'s death: the patient's own "
+                "organisation or a regulator does"
+            )
         if day > _utc_day(ctx.time_ms):
             raise ContractError(f"day {day} is in the future")
         if not patient_exists(ctx, patient):
@@ -325,13 +341,32 @@ class Claims(Contract):
             raise ContractError(f"a death is already recorded for {patient}")
         ctx.put(f"death/{patient}", {"day": day, "by": ctx.caller.org_id, "time": ctx.time_ms})
 
-    @contract_method(roles=PROVIDER_ROLES, org_types=PROVIDERS)
+    @contract_method(roles={Role.ADMIN, Role.STAFF}, org_types={OrgType.REGULATOR})
+    def withdraw_death(self, ctx: Context, args: Args) -> None:
+        """A regulator removes a death recorded in error; claims decided meanwhile stand
+        (the insurer reviews those it flagged)."""
+        patient = args.text("patient", pattern=_PATIENT, max_length=105)
+        reason = args.text("reason", pattern=_NOTE, max_length=200)
+        self._done(args)
+        doc = ctx.get(f"death/{patient}")
+        if doc is None:
+            raise ContractError(f"no death is recorded for {patient}")
+        ctx.delete(f"death/{patient}")
+        ctx.put(
+            f"death-withdrawn/{patient}/{ctx.block.height:012d}",
+            dict(doc, reason=reason, withdrawn_by=ctx.caller.org_id, withdrawn=ctx.time_ms),
+        )
+
+    @contract_method(roles={Role.ADMIN, Role.STAFF, Role.PHARMACIST}, org_types=PROVIDERS)
     def declare_legacy_stock(self, ctx: Context, args: Args) -> None:
         """List ``quantity`` packs of ``product`` lot ``lot`` bought on ``bought`` (before
-        the NHSA trace rule), which may be settled without a scanned code."""
+        the NHSA trace rule), to be settled without a scanned code once an insurer or a
+        regulator confirms the declaration (``confirm_legacy_stock``)."""
         product = args.text("product", pattern=_PRODUCT)
         lot = args.text("lot", pattern=_LOT)
         quantity = args.integer("quantity", minimum=1)
+        if quantity > MAX_LEGACY:
+            raise ContractError(f"quantity {quantity} is over {MAX_LEGACY} packs of one lot")
         bought = _day(args.text("bought", max_length=10), "bought")
         self._done(args)
         if bought >= NHSA_TRACE_RULE_DAY:
@@ -344,8 +379,30 @@ class Claims(Contract):
             raise ContractError(f"lot {lot} of {product} is already declared")
         ctx.put(
             key,
-            {"quantity": quantity, "left": quantity, "bought": bought, "time": ctx.time_ms},
+            {
+                "quantity": quantity,
+                "left": quantity,
+                "bought": bought,
+                "time": ctx.time_ms,
+                "confirmed": None,
+            },
         )
+
+    @contract_method(roles=DESK, org_types={OrgType.INSURER, OrgType.REGULATOR})
+    def confirm_legacy_stock(self, ctx: Context, args: Args) -> None:
+        """Confirm a provider's declared legacy stock (checked against its purchase records
+        off the chain): from now its packs may be settled without a scanned code."""
+        org = args.text("org", pattern=_ORG)
+        product = args.text("product", pattern=_PRODUCT)
+        lot = args.text("lot", pattern=_LOT)
+        self._done(args)
+        key = f"legacy/{org}/{product}/{lot}"
+        doc = ctx.get(key)
+        if doc is None:
+            raise ContractError(f"{org} declared no lot {lot} of {product}")
+        if doc.get("confirmed"):
+            raise ContractError(f"lot {lot} of {product} is already confirmed")
+        ctx.put(key, dict(doc, confirmed={"by": ctx.caller.org_id, "time": ctx.time_ms}))
 
     # -- claims ---------------------------------------------------------------------------
 
@@ -396,14 +453,24 @@ class Claims(Contract):
         ccy = args.text("currency", max_length=3)
         lines = self._lines(args.items("lines", max_items=MAX_LINES))
         self._done(args)
-        known = ctx.get(f"fingerprint/{fingerprint}")
+        try:
+            iso_currency(ccy)
+        except InvalidInput as exc:
+            raise ContractError(f"argument 'currency': {exc.message}") from None
+        provider = ctx.caller.org_id
+        today = _utc_day(ctx.time_ms)
+        for line in lines:
+            if line.day > today:
+                raise ContractError(f"lines[seq {line.seq}].day {line.day} is in the future")
+        known = ctx.get(f"fingerprint/{provider}/{fingerprint}")
         if known is not None:
+            if known["claim"] != claim_id and ctx.get(f"claim/{claim_id}") is not None:
+                raise ContractError(f"claim {claim_id} already exists with other content")
             return  # the same claim again (a resent settlement): already decided, not a duplicate
         if ctx.get(f"claim/{claim_id}") is not None:
             raise ContractError(f"claim {claim_id} already exists with other content")
         if coverage["patient"] != patient:
             raise ContractError(f"coverage {coverage['id']} is not {patient}'s")
-        provider = ctx.caller.org_id
         claim: dict[str, Any] = {
             "id": claim_id,
             "patient": patient,
@@ -428,24 +495,26 @@ class Claims(Contract):
         )
         claim["adjudication"] = result.to_json()
         claim["years"] = result.years
+        claim["legacy"] = result.legacy
         claim["history"] = [{"status": "submitted", "time": ctx.time_ms, "txid": ctx.txid}]
-        # Indexes: later claims of the same service or pack find this one.
+        # Indexes: later claims of the same service, encounter or pack find this one (only
+        # for lines not denied: a line nobody pays settles nothing).
+        decided = {r.seq: r.outcome for r in result.lines}
         for line in lines:
             if line.kind == "service":
                 ctx.put(
                     f"line/{patient}/{line.code}/{line.day}/{claim_id}",
                     {"provider": provider, "seq": line.seq},
                 )
+            if decided[line.seq] == "denied":
+                continue
+            if line.record is not None and ctx.get(f"evidence/{line.record}") is None:
+                ctx.put(f"evidence/{line.record}", {"claim": claim_id})
             if line.pack is not None and ctx.get(f"pack/{line.pack}") is None:
                 ctx.put(f"pack/{line.pack}", {"claim": claim_id, "provider": provider})
         self._reserve(ctx, coverage["id"], result.years, +1)
-        for line in lines:  # legacy stock is used up as it is claimed
-            if line.lot is not None:
-                key = f"legacy/{provider}/{line.code}/{line.lot}"
-                stock = ctx.get(key)
-                if stock is not None and stock["left"] >= line.quantity:
-                    ctx.put(key, dict(stock, left=stock["left"] - line.quantity))
-        ctx.put(f"fingerprint/{fingerprint}", {"claim": claim_id})
+        self._use_legacy(ctx, provider, result.legacy, -1)
+        ctx.put(f"fingerprint/{provider}/{fingerprint}", {"claim": claim_id})
         ctx.put(f"patient/{patient}/{claim_id}", {"provider": provider, "time": ctx.time_ms})
         if result.flags:
             claim["status"] = "review"
@@ -456,6 +525,15 @@ class Claims(Contract):
         claim["status"] = "approved"
         self._history(ctx, claim, "approved")
         self._settle(ctx, claim)
+
+    def _use_legacy(self, ctx: Context, provider: str, used: dict[str, int], sign: int) -> None:
+        """Take packs out of (sign -1) or back into (+1) declared legacy stock."""
+        for stock, packs in sorted(used.items()):
+            key = f"legacy/{provider}/{stock}"
+            doc = ctx.get(key)
+            if doc is None:  # pragma: no cover - adjudication found it
+                raise ContractError(f"claims state is missing {key}")
+            ctx.put(key, dict(doc, left=doc["left"] + sign * packs))
 
     def _reserve(self, ctx: Context, coverage: str, years: dict[str, int], sign: int) -> None:
         for year, amount in sorted(years.items()):
@@ -489,13 +567,14 @@ class Claims(Contract):
             claim["payment"] = {"status": "awaiting_funds", "reason": exc.message}
             ctx.put(f"claim/{claim['id']}", claim)
             return
-        claim["status"] = "paid"
+        # Nothing the policy pays (every line denied): closed as not covered, not "paid".
+        claim["status"] = "paid" if insurer_share else "not_covered"
         claim["payment"] = {"status": "paid", "amount": insurer_share, "time": ctx.time_ms}
         claim["copay"] = {
             "amount": patient_share,
             "status": "requested" if patient_share else "none",
         }
-        self._history(ctx, claim, "paid")
+        self._history(ctx, claim, claim["status"])
         ctx.put(f"claim/{claim['id']}", claim)
 
     def _claim(self, ctx: Context, args: Args) -> dict[str, Any]:
@@ -531,7 +610,13 @@ class Claims(Contract):
         claim["status"] = "denied"
         self._history(ctx, claim, "denied", note=note)
         self._reserve(ctx, claim["coverage"], claim["years"], -1)
+        self._use_legacy(ctx, claim["provider"], claim.get("legacy", {}), +1)
         for line in claim["lines"]:  # a denied claim no longer counts as an earlier one
+            record = line.get("record")
+            if record is not None:
+                first = ctx.get(f"evidence/{record}")
+                if first is not None and first["claim"] == claim["id"]:
+                    ctx.delete(f"evidence/{record}")
             if line["kind"] == "service":
                 ctx.delete(f"line/{claim['patient']}/{line['code']}/{line['day']}/{claim['id']}")
             pack = line.get("pack")

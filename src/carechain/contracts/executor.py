@@ -30,7 +30,7 @@ from carechain.contracts.membership import MEMBER_PREFIX, ORG_PREFIX, MemberReco
 from carechain.contracts.runtime import Args, BlockInfo, Context, Contract, authorise
 from carechain.contracts.state import CommittedState, Overlay, write_set_bytes
 from carechain.crypto.suite import CryptoSuite, SignatureCheck
-from carechain.errors import ConfigError, ContractError
+from carechain.errors import CarechainError, ConfigError, ContractError, NodeFailure
 from carechain.ledger.block import STATUS_OK, TxResult
 from carechain.ledger.transaction import Fingerprint, SignedTransaction
 
@@ -178,8 +178,13 @@ class Executor:
                 raise ContractError(f"unknown argument(s): {', '.join(unread)}")
         except ContractError as exc:
             raise _Rejected(exc.code, exc.message) from None
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            # A contract bug, not the caller's fault: recorded, never applied.
+        except (NodeFailure, MemoryError):
+            raise  # the node's own failure (storage, memory): never a transaction's outcome
+        except CarechainError as exc:  # bad input a shared helper refused (InvalidInput ...)
+            raise _Rejected(exc.code, exc.message) from None
+        except Exception as exc:
+            # A contract bug, not the caller's fault: recorded, never applied. Every peer
+            # meets the same bug on the same block, so it must not stop them all.
             log.error(
                 "contract %s.%s failed on %s", body.contract, body.method, tx.txid, exc_info=True
             )

@@ -8,7 +8,8 @@ movement, refuses any set whose amounts do not sum to zero per currency, and
 applies them. Issuing and redeeming post against the currency's ``supply``,
 so at every block, per currency::
 
-    supply.issued - supply.redeemed == sum(balance + held) over all accounts
+    supply.outstanding == sum(balance + held) over all accounts
+                       == sum(issued - redeemed) over the issuing banks
 
 (``tests/contracts/test_payments_properties.py`` checks this after random
 sequences of operations.)
@@ -20,7 +21,8 @@ State (namespace ``payments``)::
                              opened, entries (how many statement lines)
     entry/<owner>/<CCY>/<n:012d>   a statement line: height, index, txid, time, kind,
                              delta, balance after, counterparty, reference
-    supply/<CCY>             issued, redeemed (by all banks), and per bank
+    supply/<CCY>             outstanding: issued minus redeemed, by all banks
+    issuer/<bank>/<CCY>      what one bank issued and redeemed
     hold/<id>                payer, payee, currency, amount, status (open | captured |
                              released), captured, expires, purpose, treatment
     quote/<id>               a bank's FX quote: base, quote, rate (decimal text:
@@ -65,30 +67,32 @@ DAY_MS = 24 * 3600 * 1000
 
 _ORG = re.compile(r"[a-z0-9-]{2,40}")
 _PATIENT = re.compile(r"[a-z0-9-]{2,40}:[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
-_HOLD = re.compile(r"hold-[0-9a-f]{24}")
+_NEW_HOLD = re.compile(r"hold-[0-9a-f]{24}")
+_HOLD = re.compile(r"(hold|trt)-[0-9a-f]{24}")
+"""A hold's id: ``hold-...``, or a treatment's id for its admission hold."""
 _QUOTE = re.compile(r"fxq-[0-9a-f]{24}")
 _TREATMENT = re.compile(r"trt-[0-9a-f]{24}")
 _PLAN = re.compile(r"plan-[0-9a-f]{24}")
 _RATE = re.compile(r"[0-9]{1,9}(\.[0-9]{1,12})?")
 _REFERENCE = re.compile(r"[\x20-\x7e]{0,80}")
 
-_DECIMAL = DecimalContext(prec=60, rounding=ROUND_HALF_EVEN)
+DECIMAL = DecimalContext(prec=60, rounding=ROUND_HALF_EVEN)
 """All decimal arithmetic: exact to 60 digits, rounding half to even (banker's rounding)."""
 
 
 def half_even(value: Decimal) -> int:
     """``value`` rounded to an integer, ties to even (0.5 -> 0, 1.5 -> 2, 2.5 -> 2)."""
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN, context=_DECIMAL))
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN, context=DECIMAL))
 
 
 def convert(amount: int, rate: str, exponent_from: int, exponent_to: int, inverse: bool) -> int:
     """``amount`` minor units at ``rate`` (units of the quote currency per unit of the base)
     in the other currency's minor units, rounded half to even. ``inverse``: from the
     quote currency into the base."""
-    scaled = _DECIMAL.scaleb(Decimal(amount), exponent_to - exponent_from)
+    scaled = DECIMAL.scaleb(Decimal(amount), exponent_to - exponent_from)
     if inverse:
-        return half_even(_DECIMAL.divide(scaled, Decimal(rate)))
-    return half_even(_DECIMAL.multiply(scaled, Decimal(rate)))
+        return half_even(DECIMAL.divide(scaled, Decimal(rate)))
+    return half_even(DECIMAL.multiply(scaled, Decimal(rate)))
 
 
 def instalment_schedule(
@@ -97,22 +101,22 @@ def instalment_schedule(
     """Equal instalments (an annuity) that repay ``principal`` with interest at
     ``rate_bp`` a year (simple per period: rate x interval / 365), each rounded half to
     even to a minor unit; the last one settles what is left exactly."""
-    period = _DECIMAL.divide(
-        _DECIMAL.multiply(Decimal(rate_bp), Decimal(interval_days)), Decimal(10_000 * 365)
+    period = DECIMAL.divide(
+        DECIMAL.multiply(Decimal(rate_bp), Decimal(interval_days)), Decimal(10_000 * 365)
     )
     if period == 0:
-        payment = Decimal(principal) / Decimal(count)
+        payment = DECIMAL.divide(Decimal(principal), Decimal(count))
     else:
-        growth = _DECIMAL.power(_DECIMAL.add(Decimal(1), period), count)
-        payment = _DECIMAL.divide(
-            _DECIMAL.multiply(_DECIMAL.multiply(Decimal(principal), period), growth),
-            _DECIMAL.subtract(growth, Decimal(1)),
+        growth = DECIMAL.power(DECIMAL.add(Decimal(1), period), count)
+        payment = DECIMAL.divide(
+            DECIMAL.multiply(DECIMAL.multiply(Decimal(principal), period), growth),
+            DECIMAL.subtract(growth, Decimal(1)),
         )
     each = half_even(payment)
     left = principal
     schedule = []
     for n in range(count):
-        interest = half_even(_DECIMAL.multiply(Decimal(left), period))
+        interest = half_even(DECIMAL.multiply(Decimal(left), period))
         repaid = left if n == count - 1 else min(left, each - interest)
         schedule.append(
             {
@@ -227,8 +231,7 @@ class Payments(Contract):
             doc["held"] += held
             if doc["balance"] < 0:
                 raise ContractError(
-                    f"insufficient funds: {owner}'s {ccy} account lacks {-doc['balance']} "
-                    f"(minor units) for this {kind}"
+                    f"insufficient funds: {owner}'s {ccy} account cannot cover this {kind}"
                 )
             if doc["held"] < 0:  # pragma: no cover - holds are released once
                 raise ContractError(f"internal: negative held amount for {owner}")
@@ -254,6 +257,12 @@ class Payments(Contract):
                     "reference": reference,
                 },
             )
+
+    def _must(self, ctx: Context, key: str) -> dict[str, Any]:
+        doc = ctx.get(key)
+        if doc is None:  # pragma: no cover - a broken invariant, not bad input
+            raise ContractError(f"payments state is missing {key}")
+        return dict(doc)
 
     def _reference(self, args: Args) -> str:
         return args.text("reference", pattern=_REFERENCE, required=False, default="")
@@ -293,18 +302,17 @@ class Payments(Contract):
     def _supply(
         self, ctx: Context, ccy: str, bank: str, issued: int = 0, redeemed: int = 0
     ) -> None:
-        doc = dict(ctx.get(f"supply/{ccy}") or {"issued": 0, "redeemed": 0, "banks": {}})
-        by_bank = dict(doc["banks"])
-        mine = dict(by_bank.get(bank, {"issued": 0, "redeemed": 0}))
+        """Move the currency's outstanding supply and the bank's own totals. Only the
+        bank's totals grow with turnover, so no bank can exhaust what the chain can
+        count for the others."""
+        mine = dict(ctx.get(f"issuer/{bank}/{ccy}") or {"issued": 0, "redeemed": 0})
         if mine["redeemed"] + redeemed > mine["issued"] + issued:
             raise ContractError(f"{bank} would redeem more {ccy} than it ever issued")
         mine["issued"] += issued
         mine["redeemed"] += redeemed
-        by_bank[bank] = mine
-        doc.update(
-            issued=doc["issued"] + issued, redeemed=doc["redeemed"] + redeemed, banks=by_bank
-        )
-        ctx.put(f"supply/{ccy}", doc)
+        ctx.put(f"issuer/{bank}/{ccy}", mine)
+        doc = ctx.get(f"supply/{ccy}") or {"outstanding": 0}
+        ctx.put(f"supply/{ccy}", {"outstanding": doc["outstanding"] + issued - redeemed})
 
     # -- transfers ---------------------------------------------------------------------------
 
@@ -366,7 +374,7 @@ class Payments(Contract):
     def hold(self, ctx: Context, args: Args) -> None:
         """Reserve ``amount`` of the caller's ``currency`` for ``payee`` until ``expires``
         (ms since the epoch): the payee may capture it before then, or release it."""
-        hold_id = args.text("hold", pattern=_HOLD)
+        hold_id = args.text("hold", pattern=_NEW_HOLD)
         payee = args.text("payee", max_length=105)
         ccy = self._currency(args)
         amount = self._amount(args)
@@ -433,7 +441,15 @@ class Payments(Contract):
             )
         if me not in (hold["payer"], hold["payee"]):
             raise Forbidden(f"hold {hold['id']} is not {me}'s")
+        treatment = hold.get("treatment")
+        if treatment and me == hold["payee"]:
+            raise ContractError(
+                f"hold {hold['id']} is treatment {treatment}'s: cancel the treatment instead"
+            )
         self._release(ctx, hold)
+        if treatment:  # the patient took an expired admission hold back
+            doc = self._must(ctx, f"treatment/{treatment}")
+            ctx.put(f"treatment/{treatment}", dict(doc, status="expired", ended=ctx.time_ms))
 
     # -- automatic payment after treatment ---------------------------------------------------
 
@@ -452,7 +468,7 @@ class Payments(Contract):
         if ctx.get(f"treatment/{treatment}") is not None:
             raise ContractError(f"treatment {treatment} already exists")
         clinic = ctx.caller.org_id
-        hold_id = "hold-" + treatment.removeprefix("trt-")
+        hold_id = treatment  # its own hold: no "hold-..." id can take it first
         self._open_hold(
             ctx, hold_id, patient, clinic, ccy, amount, expires, f"treatment {treatment}", treatment
         )
@@ -507,15 +523,18 @@ class Payments(Contract):
 
     @contract_method(roles=MONEY_ROLES, org_types={OrgType.BANK})
     def post_quote(self, ctx: Context, args: Args) -> None:
-        """Offer to exchange ``base`` for ``quote`` at ``rate`` (decimal text: units of
-        ``quote`` for one of ``base``, e.g. "7.1234") from ``valid_from`` until
-        ``valid_until`` (ms since the epoch, at most 7 days)."""
+        """Offer to pay ``counter`` for ``base`` at ``rate`` (decimal text: units of
+        ``counter`` for one of ``base``, e.g. "7.1234") from ``valid_from`` until
+        ``valid_until`` (ms since the epoch, at most 7 days), paying out at most ``limit``
+        of ``counter`` in all if given. One direction only: the other way is another quote
+        (at the bank's other rate), so no round trip earns on one rate's rounding."""
         quote_id = args.text("quote", pattern=_QUOTE)
         base = self._currency(args, "base")
         counter = self._currency(args, "counter")
         rate = args.text("rate", pattern=_RATE, max_length=22)
         valid_from = args.integer("valid_from", minimum=0)
         valid_until = args.integer("valid_until", minimum=0)
+        limit = self._amount(args, "limit") if "limit" in ctx.tx.body.args else None
         self._done(args)
         if base == counter:
             raise ContractError("a quote exchanges two different currencies")
@@ -540,9 +559,25 @@ class Payments(Contract):
                 "rate": rate,
                 "valid_from": valid_from,
                 "valid_until": valid_until,
+                "limit": limit,
+                "paid_out": 0,
                 "posted": ctx.time_ms,
             },
         )
+
+    @contract_method(roles=MONEY_ROLES, org_types={OrgType.BANK})
+    def withdraw_quote(self, ctx: Context, args: Args) -> None:
+        """End one of the caller's quotes now (rates moved)."""
+        quote_id = args.text("quote", pattern=_QUOTE)
+        self._done(args)
+        quote = ctx.get(f"quote/{quote_id}")
+        if quote is None:
+            raise ContractError(f"unknown quote {quote_id}")
+        if quote["provider"] != ctx.caller.org_id:
+            raise Forbidden(f"quote {quote_id} is {quote['provider']}'s")
+        if quote["valid_until"] <= ctx.time_ms:
+            raise ContractError(f"quote {quote_id} has already ended")
+        ctx.put(f"quote/{quote_id}", dict(quote, valid_until=ctx.time_ms, withdrawn=True))
 
     @contract_method(roles=PAYERS)
     def transfer_fx(self, ctx: Context, args: Args) -> None:
@@ -565,21 +600,21 @@ class Payments(Contract):
                 f"quote {quote_id} is not valid at this block's time "
                 f"(valid {quote['valid_from']} to {quote['valid_until']})"
             )
-        if ccy == quote["base"]:
-            other, inverse = quote["counter"], False
-        elif ccy == quote["counter"]:
-            other, inverse = quote["base"], True
-        else:
+        if ccy != quote["base"]:
             raise ContractError(
-                f"quote {quote_id} exchanges {quote['base']} and {quote['counter']}, not {ccy}"
+                f"quote {quote_id} pays {quote['counter']} for {quote['base']}, not for {ccy}"
             )
+        other = quote["counter"]
         received = convert(
-            amount, quote["rate"], iso_currency(ccy).exponent, iso_currency(other).exponent, inverse
+            amount, quote["rate"], iso_currency(ccy).exponent, iso_currency(other).exponent, False
         )
         if received <= 0:
             raise ContractError(f"{amount} {ccy} is less than one minor unit of {other}")
         if expect is not None and expect != received:
             raise ContractError(f"the quote gives {received}, not the {expect} expected")
+        if quote.get("limit") is not None and quote["paid_out"] + received > quote["limit"]:
+            raise ContractError(f"quote {quote_id} has not enough of its limit left for this")
+        ctx.put(f"quote/{quote_id}", dict(quote, paid_out=quote.get("paid_out", 0) + received))
         payer, bank = self._own(ctx), quote["provider"]
         if to == payer:
             raise ContractError("a transfer goes to another account")
@@ -610,6 +645,8 @@ class Payments(Contract):
         interval = args.integer("interval_days", minimum=1)
         first_due = args.integer("first_due", minimum=0)
         self._done(args)
+        if principal < count:
+            raise ContractError("each instalment must repay at least one minor unit")
         if rate_bp > MAX_RATE_BP:
             raise ContractError(f"rate_bp {rate_bp} is over {MAX_RATE_BP} (100% a year)")
         if count > MAX_INSTALMENTS or interval > 366:
@@ -654,6 +691,10 @@ class Payments(Contract):
     def accept_plan(self, ctx: Context, args: Args) -> None:
         """The patient takes the plan: the bank pays the clinic the principal at once."""
         plan = self._plan(ctx, args, "offered")
+        if ctx.time_ms >= plan["schedule"][0]["due"]:
+            raise ContractError(
+                f"plan {plan['id']}'s offer ended when its first instalment fell due"
+            )
         bank, clinic, ccy, principal = (
             plan["bank"],
             plan["clinic"],

@@ -29,7 +29,9 @@ MAX_PAGE = 1000
 
 
 def is_overseer(who: MemberRecord) -> bool:
-    """Regulators and auditors read across the chain."""
+    """Regulators and auditors read across the chain (never a patient a regulator registered)."""
+    if who.role is Role.PATIENT:
+        return False
     return who.org_type is OrgType.REGULATOR or who.role is Role.AUDITOR
 
 

@@ -38,13 +38,20 @@ _OWNER = re.compile(r"[a-z0-9-]{2,40}(:[A-Za-z0-9][A-Za-z0-9._@-]{0,63})?")
 
 
 def overseer(who: MemberRecord) -> bool:
-    """A regulator's member or an auditor: sees payments across the chain."""
+    """A regulator's member or an auditor (never a patient): sees payments across the chain."""
+    if who.role is Role.PATIENT:
+        return False
     return who.org_type is OrgType.REGULATOR or who.role is Role.AUDITOR
+
+
+def settlement_bank(who: MemberRecord) -> bool:
+    """A bank's own people (not a patient the bank registered): see accounts they settle."""
+    return who.org_type is OrgType.BANK and who.role in ORG_READERS
 
 
 def check_account_reader(who: MemberRecord, owner: str) -> None:
     """Raise ``Forbidden`` (naming why) unless ``who`` may see ``owner``'s accounts."""
-    if who.org_type is OrgType.BANK or overseer(who):
+    if settlement_bank(who) or overseer(who):
         return
     if ":" in owner:
         if is_patient(who, owner):
@@ -78,11 +85,7 @@ def check_party(who: MemberRecord, what: str, parties: dict[str, str]) -> None:
     """Raise ``Forbidden`` unless ``who`` is one of ``parties`` (role -> owner) or oversees."""
     if overseer(who) or any(is_party(who, p) for p in parties.values()):
         return
-    named = ", ".join(f"{role} {party}" for role, party in parties.items())
-    raise Forbidden(
-        f"{what} is seen by its parties ({named}) and by regulators and auditors, not by "
-        f"{who.org_id}'s {who.role}s"
-    )
+    raise Forbidden(f"{what} is seen by its parties and by regulators and auditors only")
 
 
 def own_owner(who: MemberRecord) -> str:
@@ -152,7 +155,7 @@ class PaymentService:
     # -- holds, treatments, plans -------------------------------------------------------
 
     def hold(self, who: MemberRecord, hold_id: str) -> dict[str, Any]:
-        doc = self._get(f"hold/{hold_id}") if hold_id.startswith("hold-") else None
+        doc = self._get(f"hold/{hold_id}") if hold_id.startswith(("hold-", "trt-")) else None
         if doc is None:
             raise NotFound(f"no hold {hold_id[:40]}")
         check_party(who, f"hold {hold_id}", {"payer": doc["payer"], "payee": doc["payee"]})
@@ -205,11 +208,16 @@ class PaymentService:
     def supply(self, who: MemberRecord) -> dict[str, Any]:
         """Per currency: issued, redeemed, outstanding (issued - redeemed), what the accounts
         hold (balances and holds) and whether the two agree; read from one snapshot."""
-        if who.org_type is not OrgType.BANK and not overseer(who):
+        if not settlement_bank(who) and not overseer(who):
             raise Forbidden("only banks, regulators and auditors see the money supply")
         with self.node.state.snapshot():
             supply = self.node.state.scan(f"{PREFIX}supply/")
+            issuers = self.node.state.scan(f"{PREFIX}issuer/")
             accounts = self.node.state.scan(f"{PREFIX}account/")
+        banks: dict[str, dict[str, Any]] = {}
+        for key, raw in issuers:
+            bank, ccy = key[len(PREFIX) + len("issuer/") :].split("/")
+            banks.setdefault(ccy, {})[bank] = orjson.loads(raw)
         held: dict[str, list[int]] = {}
         for _, raw in accounts:
             doc = orjson.loads(raw)
@@ -222,19 +230,22 @@ class PaymentService:
             doc = orjson.loads(raw)
             out[key.rsplit("/", 1)[1]] = doc
         for ccy in sorted(set(out) | set(held)):
-            doc = out.get(ccy, {"issued": 0, "redeemed": 0, "banks": {}})
+            doc = out.get(ccy, {"outstanding": 0})
             balances, holds, count = held.get(ccy, [0, 0, 0])
-            outstanding = doc["issued"] - doc["redeemed"]
+            outstanding = doc["outstanding"]
+            by_bank = banks.get(ccy, {})
+            issued = sum(b["issued"] for b in by_bank.values())
+            redeemed = sum(b["redeemed"] for b in by_bank.values())
             row = {
-                "issued": doc["issued"],
-                "redeemed": doc["redeemed"],
+                "issued": issued,
+                "redeemed": redeemed,
                 "outstanding": outstanding,
                 "balances": balances,
                 "held": holds,
                 "in_accounts": balances + holds,
                 "accounts": count,
-                "conserved": outstanding == balances + holds,
-                "banks": doc.get("banks", {}),
+                "conserved": outstanding == balances + holds == issued - redeemed,
+                "banks": by_bank,
             }
             out[ccy] = formatted(
                 row, ccy, "issued", "redeemed", "outstanding", "balances", "held", "in_accounts"

@@ -212,7 +212,13 @@ def _money_out(minor: int, ccy: str) -> dict[str, Any]:
     return {"value": float(Decimal(minor).scaleb(-exponent)), "currency": ccy}
 
 
-_OUTCOME = {"review": "queued", "approved": "complete", "paid": "complete", "denied": "error"}
+_OUTCOME = {
+    "review": "queued",
+    "approved": "complete",
+    "paid": "complete",
+    "not_covered": "complete",
+    "denied": "error",
+}
 
 
 def claim_response(claim: dict[str, Any], created: str) -> dict[str, Any]:
@@ -304,4 +310,6 @@ def _disposition(claim: dict[str, Any]) -> str:
         return "Denied on review: " + str(claim.get("review", {}).get("note", ""))
     if claim["status"] == "approved":
         return "Approved; payment awaits funds in the insurer's account"
+    if claim["status"] == "not_covered":
+        return "Not covered: every line was denied by the policy"
     return "Paid as adjudicated"
