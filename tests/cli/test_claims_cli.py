@@ -125,3 +125,23 @@ def test_the_insurer_reviews_its_queue(cli: Callable[..., Run], node: Node, memb
     decided = cli("bj-nhsa/admin", "review", claim_id, "--deny", "--note", "no encounter")
     assert decided.returncode == 0 and "now denied" in decided.stdout, decided
     assert "no claims to review" in cli("bj-nhsa/admin", "queue").stderr
+
+
+def test_legacy_stock_and_a_death_from_the_command_line(
+    cli: Callable[..., Run], node: Node, member: Member
+) -> None:
+    declared = cli("yf-pharmacy/ph-chen", "declare-legacy-stock", "--product", "09506000134352",
+                   "--lot", "OLD1", "--quantity", "20", "--bought", "2025-03-02")  # fmt: skip
+    assert declared.returncode == 0, declared
+    confirm = ["confirm-legacy-stock", "--org", "yf-pharmacy", "--product", "09506000134352",
+               "--lot", "OLD1"]  # fmt: skip
+    one_line_error(cli("yf-pharmacy/ph-chen", *confirm), "forbidden")
+    confirmed = cli("bj-nhsa/admin", *confirm)
+    assert confirmed.returncode == 0 and "confirmed yf-pharmacy's lot OLD1" in confirmed.stdout
+    dead = cli("pumch/dr-wang", "record-death", "--patient", PATIENT, "--day", "2026-01-02")
+    assert dead.returncode == 0, dead
+    one_line_error(cli("pumch/admin", "withdraw-death", "--patient", PATIENT, "--reason", "x"),
+                   "forbidden")  # fmt: skip
+    undone = cli("nmpa/admin", "withdraw-death", "--patient", PATIENT, "--reason", "wrong person")
+    assert undone.returncode == 0, undone
+    assert node.state.get(f"claims/death/{PATIENT}") is None

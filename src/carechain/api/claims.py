@@ -30,6 +30,8 @@ METHODS = (
     "preauthorise",
     "record_death",
     "declare_legacy_stock",
+    "confirm_legacy_stock",
+    "withdraw_death",
     "submit",
     "review",
     "settle",

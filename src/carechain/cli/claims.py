@@ -317,6 +317,36 @@ def declare_legacy_stock(
     typer.echo(f"declared {quantity} of {product} lot {lot}: {committed_line(result)}")
 
 
+@app.command("confirm-legacy-stock")
+@friendly
+def confirm_legacy_stock(
+    org: Annotated[str, typer.Option(help="The provider that declared it.")],
+    product: Annotated[str, typer.Option(help="GTIN-14 or cn:<7 digits>.")],
+    lot: Annotated[str, typer.Option(help="Lot number.")],
+    identity: IdentityOption,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Confirm a provider's declared legacy stock (insurers, regulators): from now on its
+    packs may be settled without a scanned code."""
+    with client(node, identity) as c:
+        result = submit(c, "confirm_legacy_stock", {"org": org, "product": product, "lot": lot})
+    typer.echo(f"confirmed {org}'s lot {lot} of {product}: {committed_line(result)}")
+
+
+@app.command("withdraw-death")
+@friendly
+def withdraw_death(
+    patient: Annotated[str, typer.Option(help="Patient id (org:member).")],
+    reason: Annotated[str, typer.Option(help="Why it was wrong (kept on the chain).")],
+    identity: IdentityOption,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Remove a death recorded in error (regulators)."""
+    with client(node, identity) as c:
+        result = submit(c, "withdraw_death", {"patient": patient, "reason": reason})
+    typer.echo(f"withdrawn: {committed_line(result)}")
+
+
 # -- everyone ----------------------------------------------------------------------------
 
 
