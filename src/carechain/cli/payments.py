@@ -16,17 +16,13 @@ print its new id alone on stdout, so ``HOLD=$(carechain pay hold ...)`` works.
 
 from __future__ import annotations
 
-import re
-import secrets
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperCommand
 
-from carechain.api.client import ApiError, NodeClient, build_transaction
+from carechain.api.client import NodeClient, build_transaction
 from carechain.cli.common import (
     DEFAULT_NODE,
     IdentityOption,
@@ -36,243 +32,44 @@ from carechain.cli.common import (
     friendly,
     show,
 )
+from carechain.cli.payments_common import (
+    DAY_MS,
+    AmountArgument,
+    AmountCommand,
+    CurrencyOption,
+    HoldArgument,
+    PlanArgument,
+    ReferenceOption,
+    ToOption,
+    TreatmentArgument,
+    allowed,
+    app,
+    check_owner,
+    currency_code,
+    duration_ms,
+    member_of,
+    money,
+    new_id,
+    now_ms,
+    patient_fingerprint,
+    read,
+    reference_args,
+    send,
+    submit,
+    tell,
+)
 from carechain.cli.records import AfterOption, JsonOption, LimitOption, committed_line, iso
 from carechain.contracts.consent import is_patient
-from carechain.contracts.membership import MemberRecord, member_from_json
 from carechain.contracts.payments import (
-    MAX_AMOUNT,
     MAX_HOLD_MS,
-    MAX_INSTALMENTS,
-    MAX_QUOTE_MS,
-    MAX_RATE_BP,
-    Payments,
-    convert,
-    instalment_schedule,
 )
-from carechain.contracts.runtime import Args, authorise
 from carechain.crypto.canonical import canonical_bytes
-from carechain.errors import Forbidden, InvalidInput
 from carechain.identity.wallet import load_credentials
-from carechain.ledger.transaction import Fingerprint, SignedTransaction, add_signature
+from carechain.ledger.transaction import Fingerprint, add_signature
 from carechain.node.payments import own_owner
-from carechain.standards.iso4217 import currency, format_amount, parse_amount
+from carechain.standards.iso4217 import format_amount
 
-app = typer.Typer(
-    help="Payments: issue, transfer, hold, pay for treatment, exchange, lend in instalments.",
-    no_args_is_help=True,
-)
-
-DAY_MS = 24 * 3600 * 1000
-_UNITS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS}
-_DURATION = re.compile(r"([0-9]{1,6})([smhdw])")
-_ORG = re.compile(r"[a-z0-9-]{2,40}")
-_PATIENT = re.compile(r"([a-z0-9-]{2,40}):([A-Za-z0-9][A-Za-z0-9._@-]{0,63})")
-_IDS = {
-    "hold": (re.compile(r"(hold|trt)-[0-9a-f]{24}"), "pay hold (or pay admit)"),
-    "treatment": (re.compile(r"trt-[0-9a-f]{24}"), "pay admit"),
-    "plan": (re.compile(r"plan-[0-9a-f]{24}"), "pay offer-plan"),
-    "quote": (re.compile(r"fxq-[0-9a-f]{24}"), "pay quote"),
-}
-_NEGATIVE = re.compile(r"-[0-9][0-9.]*")
-_RATE = re.compile(r"[0-9]{1,9}(\.[0-9]{1,12})?")  # as contracts/payments.py takes a rate
-_REFERENCE = re.compile(r"[\x20-\x7e]{0,80}")  # printable ASCII, as the contract takes it
-
-AmountArgument = Annotated[
-    str, typer.Argument(metavar="AMOUNT", help="In the currency's unit, e.g. 123.45.")
-]
-CurrencyOption = Annotated[
-    str, typer.Option("--currency", help="ISO 4217 code, e.g. CNY, USD, JPY.")
-]
-ToOption = Annotated[
-    str, typer.Option("--to", help="Account owner: an organisation, or a patient org:member.")
-]
-ReferenceOption = Annotated[
-    str, typer.Option("--reference", help="Invoice or other reference (printable ASCII).")
-]
-HoldArgument = Annotated[str, typer.Argument(metavar="HOLD", help="Hold id (from pay hold).")]
-TreatmentArgument = Annotated[
-    str, typer.Argument(metavar="TREATMENT", help="Treatment id (from pay admit).")
-]
-PlanArgument = Annotated[str, typer.Argument(metavar="PLAN", help="Plan id (from pay offer-plan).")]
-
-
-# -- reading input before anything is signed ---------------------------------------------
-
-
-class AmountCommand(TyperCommand):
-    """A command whose AMOUNT argument may be typed negative: ``-5`` reaches ``money``,
-    which refuses it in one line, instead of click taking it for an unknown option."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        takes_value = {  # options that read the next word as their value
-            name
-            for param in self.params
-            if param.param_type_name == "option" and not getattr(param, "is_flag", False)
-            for name in param.opts
-        }
-        end = args.index("--") if "--" in args else len(args)
-        negative = [
-            i
-            for i, arg in enumerate(args[:end])
-            if _NEGATIVE.fullmatch(arg) and (i == 0 or args[i - 1] not in takes_value)
-        ]
-        if negative:  # after "--", in their order, so that click reads them as arguments
-            kept = [arg for i, arg in enumerate(args[:end]) if i not in negative]
-            args = [*kept, "--", *(args[i] for i in negative), *args[end + 1 :]]
-        return super().parse_args(ctx, args)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def new_id(kind: str) -> str:
-    return f"{kind}-{secrets.token_hex(12)}"
-
-
-def currency_code(text: str, option: str = "--currency") -> str:
-    try:
-        return currency(text.strip().upper()).code
-    except InvalidInput as exc:
-        fail(f"{option}: {exc.message}")
-
-
-def money(text: str, ccy: str, what: str = "AMOUNT", *, zero: bool = False) -> int:
-    """``text`` ("123.45") in ``ccy``'s minor units; more decimals than it has, a negative
-    or (unless ``zero``) a zero amount is refused."""
-    if text.strip().startswith("-"):
-        fail(f"{what} {text.strip()} is negative: amounts are positive")
-    try:
-        value = parse_amount(text, ccy)
-    except InvalidInput as exc:
-        fail(f"{what}: {exc.message}")
-    if value == 0 and not zero:
-        fail(f"{what} must be more than 0 {ccy}")
-    if value > MAX_AMOUNT:
-        fail(f"{what} is over the limit of {format_amount(MAX_AMOUNT, ccy)} in one operation")
-    return value
-
-
-def duration_ms(text: str, option: str, most_ms: int) -> int:
-    """``30m``, ``1h``, ``7d``, ``2w`` in milliseconds, at most ``most_ms``."""
-    found = _DURATION.fullmatch(text.strip())
-    if found is None:
-        fail(f"{option} {text!r} is not a duration like 30m, 1h, 7d or 2w")
-    value = int(found[1]) * _UNITS[found[2]]
-    if not 0 < value <= most_ms:
-        fail(f"{option} {text} must be more than 0 and at most {most_ms // DAY_MS} days")
-    return value
-
-
-def reference_args(text: str, name: str = "reference") -> dict[str, str]:
-    if not _REFERENCE.fullmatch(text):
-        fail(f"--{name}: at most 80 printable ASCII characters")
-    return {name: text} if text else {}
-
-
-def checked_id(text: str, kind: str) -> str:
-    pattern, source = _IDS[kind]
-    text = text.strip()
-    if not pattern.fullmatch(text):
-        fail(
-            f"{text[:40]!r} is not a {kind} id ({pattern.pattern[:4]} and 24 hex digits, "
-            f"from {source})"
-        )
-    return text
-
-
-def rate_bp(text: str) -> int:
-    """An annual rate in percent ("4.5") in basis points (450)."""
-    found = re.fullmatch(r"([0-9]{1,3})(?:\.([0-9]{1,2}))?", text.strip())
-    if found is None:
-        fail(f"--annual-rate {text!r} is not a percentage with at most 2 decimals, like 4.35")
-    value = int(found[1]) * 100 + int((found[2] or "0").ljust(2, "0"))
-    if value > MAX_RATE_BP:
-        fail(f"--annual-rate {text}% is over {MAX_RATE_BP // 100}% a year")
-    return value
-
-
-# -- reading the chain ---------------------------------------------------------------------
-
-
-def submit(c: NodeClient, method: str, args: dict[str, Any], wait_s: float = 10.0) -> Any:
-    """Sign ``payments.<method>`` with ``args``, send it to its route, wait for the commit."""
-    tx = build_transaction(c.creds, c.chain(), "payments", method, args)
-    return send(c, method, tx, wait_s)
-
-
-def send(c: NodeClient, method: str, tx: SignedTransaction, wait_s: float = 10.0) -> Any:
-    return c.request(
-        "POST", f"/v1/payments/{method}", raw_body=tx.wire_bytes(), params={"timeout": wait_s}
-    )
-
-
-def member_of(c: NodeClient, fingerprint: str) -> MemberRecord:
-    try:
-        doc = c.request("GET", f"/v1/state/governance/member/{fingerprint}")["value"]
-    except ApiError as exc:
-        if exc.http_status != 404:
-            raise
-        fail(f"certificate {fingerprint[:12]}... is not registered on this chain")
-    return member_from_json(doc)
-
-
-def allowed(c: NodeClient, method: str) -> MemberRecord:
-    """The caller, if the contract lets their role and organisation call ``method``."""
-    me = member_of(c, c.creds.fingerprint)
-    found = Payments().policy(method)
-    assert found is not None, method
-    try:
-        authorise(found[1], me, {}, Args({}))
-    except Forbidden as exc:
-        fail(f"forbidden: payments.{method}: {exc.message}")
-    return me
-
-
-def patient_fingerprint(c: NodeClient, patient: str, option: str = "--patient") -> str:
-    """The certificate of ``patient`` (org:member) valid now (the newest if several)."""
-    found = _PATIENT.fullmatch(patient)
-    if found is None:
-        fail(f"{option} {patient[:110]!r} is not a patient id (<organisation>:<member id>)")
-    rows = c.request(
-        "GET", "/v1/state/governance", params={"prefix": f"who/{found[1]}/{found[2]}/"}
-    )["items"]
-    now = now_ms()
-    members = [member_of(c, row["key"].rsplit("/", 1)[1]) for row in rows]
-    valid = [m for m in members if is_patient(m, patient) and m.refusal_at(now) is None]
-    if not valid:
-        fail(f"{option}: no patient {patient} with a valid certificate on this chain")
-    return max(valid, key=lambda m: m.not_before_ms).fingerprint
-
-
-def check_owner(c: NodeClient, owner: str, option: str) -> None:
-    """``owner`` names an active organisation or a patient, or fail naming the option."""
-    if ":" in owner:
-        patient_fingerprint(c, owner, option)
-        return
-    if not _ORG.fullmatch(owner):
-        fail(f"{option} {owner[:40]!r} is neither an organisation id nor a patient org:member")
-    try:
-        org = c.request("GET", f"/v1/state/governance/org/{owner}")["value"]
-    except ApiError as exc:
-        if exc.http_status != 404:
-            raise
-        org = None
-    if org is None or org.get("status") != "active":
-        fail(f"{option} {owner}: no active organisation {owner} in the consortium")
-
-
-def read(c: NodeClient, kind: str, text: str) -> dict[str, Any]:
-    """A hold, treatment, plan or quote by its id, checked first; unknown ids fail here."""
-    ident = checked_id(text, kind)
-    path = {"hold": "holds", "treatment": "treatments", "plan": "plans", "quote": "quotes"}[kind]
-    doc: dict[str, Any] = c.request("GET", f"/v1/payments/{path}/{ident}")
-    return doc
-
-
-def tell(text: str) -> None:
-    typer.echo(text, err=True)
-
+__all__ = ["app"]  # the pay app, with every command registered on it
 
 # -- money in and out, transfers -----------------------------------------------------------
 
@@ -578,273 +375,6 @@ def cancel(
     )
 
 
-# -- cross-border ------------------------------------------------------------------------
-
-
-@app.command("quote")
-@friendly
-def quote(
-    base: Annotated[str, typer.Option("--base", help="The currency sold for the rate, e.g. USD.")],
-    counter: Annotated[str, typer.Option("--counter", help="The currency it buys, e.g. CNY.")],
-    rate: Annotated[str, typer.Option("--rate", help="Units of --counter for one of --base.")],
-    identity: IdentityOption,
-    valid_for: Annotated[
-        str, typer.Option("--valid-for", help="How long it holds: 15m, 1h, 1d (at most 7d).")
-    ] = "1h",
-    limit: Annotated[
-        str, typer.Option("--limit", help="Most of --counter it pays out in all, e.g. 50000.00.")
-    ] = "",
-    node: NodeOption = DEFAULT_NODE,
-) -> None:
-    """Offer to pay --counter for --base at a rate, from now (banks; one direction: the
-    other way is another quote); prints the quote id."""
-    base_code, counter_code = currency_code(base, "--base"), currency_code(counter, "--counter")
-    if base_code == counter_code:
-        fail("a quote exchanges two different currencies")
-    text = rate.strip()
-    if not _RATE.fullmatch(text) or not re.search(r"[1-9]", text):
-        fail(f"--rate {rate!r} is not a decimal above 0 (up to 9 digits, 12 decimals)")
-    span = duration_ms(valid_for, "--valid-for", MAX_QUOTE_MS)
-    quote_id = new_id("fxq")
-    with client(node, identity) as c:
-        allowed(c, "post_quote")
-        start = now_ms()
-        args = {
-            "quote": quote_id,
-            "base": base_code,
-            "counter": counter_code,
-            "rate": text,
-            "valid_from": start,
-            "valid_until": start + span,
-        }
-        if limit:
-            args["limit"] = money(limit, counter_code, "--limit")
-        result = submit(c, "post_quote", args)
-    line = committed_line(result)
-    typer.echo(quote_id)
-    tell(f"1 {base_code} = {text} {counter_code} until {iso(start + span)}: {line}")
-
-
-@app.command("withdraw-quote")
-@friendly
-def withdraw_quote(
-    quote_id: Annotated[str, typer.Argument(metavar="QUOTE", help="Quote id (fxq-...).")],
-    identity: IdentityOption,
-    node: NodeOption = DEFAULT_NODE,
-) -> None:
-    """End one of your quotes now (banks)."""
-    if not re.fullmatch(r"fxq-[0-9a-f]{24}", quote_id):
-        fail(f"{quote_id[:40]!r} is not a quote id (fxq- and 24 hex digits)")
-    with client(node, identity) as c:
-        allowed(c, "withdraw_quote")
-        result = submit(c, "withdraw_quote", {"quote": quote_id})
-    typer.echo(f"withdrew {quote_id}: {committed_line(result)}")
-
-
-@app.command("quotes")
-@friendly
-def quotes(
-    identity: IdentityOption,
-    base: Annotated[str, typer.Option("--base", help="Only quotes selling this.")] = "",
-    counter: Annotated[str, typer.Option("--counter", help="Only quotes buying this.")] = "",
-    as_json: JsonOption = False,
-    node: NodeOption = DEFAULT_NODE,
-) -> None:
-    """FX quotes valid now."""
-    params = {
-        "base": currency_code(base, "--base") if base else None,
-        "counter": currency_code(counter, "--counter") if counter else None,
-    }
-    with client(node, identity) as c:
-        doc = c.request("GET", "/v1/payments/quotes", params=params)
-    if as_json:
-        show(doc)
-    elif not doc["quotes"]:
-        tell("no quotes valid now")
-    for q in [] if as_json else doc["quotes"]:
-        typer.echo(
-            f"{q['id']}  {q['provider']:<12}  1 {q['base']} = {q['rate']} {q['counter']}  "
-            f"until {iso(q['valid_until'])}"
-        )
-
-
-@app.command("fx", cls=AmountCommand)
-@friendly
-def fx(
-    to: ToOption,
-    quote_id: Annotated[str, typer.Option("--quote", help="Quote id (from pay quote/quotes).")],
-    ccy: Annotated[str, typer.Option("--currency", help="The currency you pay in.")],
-    value: AmountArgument,
-    identity: IdentityOption,
-    reference: ReferenceOption = "",
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Only show what would arrive; sign nothing.")
-    ] = False,
-    node: NodeOption = DEFAULT_NODE,
-) -> None:
-    """Pay in one currency and have it arrive in another at a bank's quoted rate.
-
-    What arrives is computed here with the contract's own rounding (half to even)
-    and shown before signing; the transaction carries it, and the contract refuses
-    it if the quote would give anything else.
-    """
-    code = currency_code(ccy)
-    minor = money(value, code)
-    extra = reference_args(reference)
-    with client(node, identity) as c:
-        me = None if dry_run else allowed(c, "transfer_fx")
-        q = read(c, "quote", quote_id)
-        if code not in (q["base"], q["counter"]):
-            fail(f"quote {q['id']} exchanges {q['base']} and {q['counter']}, not {code}")
-        if not q["valid"]:
-            fail(
-                f"quote {q['id']} is valid from {iso(q['valid_from'])} to "
-                f"{iso(q['valid_until'])}, not now"
-            )
-        other = q["counter"] if code == q["base"] else q["base"]
-        exponents = currency(code).exponent, currency(other).exponent
-        received = convert(minor, q["rate"], *exponents, code == q["counter"])
-        if received <= 0:
-            fail(f"{format_amount(minor, code)} is less than one minor unit of {other}")
-        tell(
-            f"{format_amount(minor, code)} -> {format_amount(received, other)} to {to} at "
-            f"1 {q['base']} = {q['rate']} {q['counter']} ({q['provider']}, quote {q['id']})"
-        )
-        if me is None:
-            return
-        if own_owner(me) == to:
-            fail("a transfer goes to another account")
-        check_owner(c, to, "--to")
-        args = {"to": to, "currency": code, "amount": minor, "quote": q["id"], "expect": received}
-        result = submit(c, "transfer_fx", {**args, **extra})
-    typer.echo(
-        f"paid {format_amount(minor, code)}; {to} received {format_amount(received, other)}: "
-        f"{committed_line(result)}"
-    )
-
-
-# -- instalment plans ----------------------------------------------------------------------
-
-
-@app.command("offer-plan", cls=AmountCommand)
-@friendly
-def offer_plan(
-    patient: Annotated[str, typer.Option("--patient", help="Who repays: <organisation>:<member>.")],
-    clinic: Annotated[str, typer.Option("--clinic", help="Who is paid the principal now.")],
-    ccy: CurrencyOption,
-    value: Annotated[str, typer.Argument(metavar="PRINCIPAL", help="Lent, e.g. 12000.00.")],
-    instalments: Annotated[int, typer.Option("--instalments", help="How many.")],
-    identity: IdentityOption,
-    every: Annotated[int, typer.Option("--every", help="Days between instalments.")] = 30,
-    annual_rate: Annotated[
-        str, typer.Option("--annual-rate", help="Interest in percent a year, e.g. 4.35.")
-    ] = "0",
-    first_due_in: Annotated[
-        str | None,
-        typer.Option("--first-due-in", help="When the first falls due (default --every)."),
-    ] = None,
-    node: NodeOption = DEFAULT_NODE,
-) -> None:
-    """Offer to pay a clinic for a patient, repaid in instalments (banks); prints the plan id.
-
-    The instalments (equal, with interest at --annual-rate) are shown on stderr.
-    """
-    code = currency_code(ccy)
-    principal = money(value, code, "PRINCIPAL")
-    bp = rate_bp(annual_rate)
-    if not 1 <= instalments <= MAX_INSTALMENTS:
-        fail(f"--instalments must be 1 to {MAX_INSTALMENTS}, not {instalments}")
-    if not 1 <= every <= 366:
-        fail(f"--every must be 1 to 366 days, not {every}")
-    first_ms = duration_ms(first_due_in or f"{every}d", "--first-due-in", 365 * DAY_MS)
-    plan_id = new_id("plan")
-    with client(node, identity) as c:
-        allowed(c, "offer_plan")
-        patient_fingerprint(c, patient)
-        check_owner(c, clinic, "--clinic")
-        first_due = now_ms() + first_ms
-        args = {
-            "plan": plan_id,
-            "patient": patient,
-            "clinic": clinic,
-            "currency": code,
-            "principal": principal,
-            "rate_bp": bp,
-            "instalments": instalments,
-            "interval_days": every,
-            "first_due": first_due,
-        }
-        result = submit(c, "offer_plan", args)
-    line = committed_line(result)
-    schedule = instalment_schedule(principal, bp, instalments, every, first_due)
-    typer.echo(plan_id)
-    each, total = schedule[0]["amount"], sum(i["amount"] for i in schedule)
-    tell(
-        f"offered {patient} {format_amount(principal, code)} for {clinic} at {bp / 100:.2f}% "
-        f"a year: {instalments} instalment(s) of {format_amount(each, code)} every {every} "
-        f"days, {format_amount(total, code)} in all: {line}"
-    )
-
-
-def _offered(c: NodeClient, method: str, text: str, status: str) -> dict[str, Any]:
-    found = read(c, "plan", text)
-    me = allowed(c, method)
-    if not is_patient(me, found["patient"]):
-        fail(f"forbidden: plan {found['id']} is {found['patient']}'s to answer and pay")
-    if found["status"] != status:
-        fail(f"plan {found['id']} is {found['status']}, not {status}")
-    return found
-
-
-@app.command("accept-plan")
-@friendly
-def accept_plan(
-    plan: PlanArgument, identity: IdentityOption, node: NodeOption = DEFAULT_NODE
-) -> None:
-    """Take an offered plan (its patient): the bank pays the clinic the principal now."""
-    with client(node, identity) as c:
-        found = _offered(c, "accept_plan", plan, "offered")
-        result = submit(c, "accept_plan", {"plan": found["id"]})
-    code = found["currency"]
-    typer.echo(
-        f"accepted {found['id']}: {found['bank']} paid "
-        f"{format_amount(found['principal'], code)} to {found['clinic']}; you repay "
-        f"{len(found['schedule'])} instalment(s), {format_amount(found['remaining'], code)} "
-        f"in all: {committed_line(result)}"
-    )
-
-
-@app.command("decline-plan")
-@friendly
-def decline_plan(
-    plan: PlanArgument, identity: IdentityOption, node: NodeOption = DEFAULT_NODE
-) -> None:
-    """Turn down an offered plan (its patient)."""
-    with client(node, identity) as c:
-        found = _offered(c, "decline_plan", plan, "offered")
-        result = submit(c, "decline_plan", {"plan": found["id"]})
-    typer.echo(f"declined {found['id']}: {committed_line(result)}")
-
-
-@app.command("pay-instalment")
-@friendly
-def pay_instalment(
-    plan: PlanArgument, identity: IdentityOption, node: NodeOption = DEFAULT_NODE
-) -> None:
-    """Pay the next instalment of your plan to its bank."""
-    with client(node, identity) as c:
-        found = _offered(c, "pay_instalment", plan, "active")
-        due = found["next"]
-        result = submit(c, "pay_instalment", {"plan": found["id"]})
-    code, count = found["currency"], len(found["schedule"])
-    left = found["remaining"] - due["amount"]
-    typer.echo(
-        f"paid instalment {found['paid'] + 1} of {count} of {found['id']}: "
-        f"{format_amount(due['amount'], code)}; {format_amount(left, code)} left: "
-        f"{committed_line(result)}"
-    )
-
-
 # -- reads ---------------------------------------------------------------------------------
 
 
@@ -977,3 +507,7 @@ def supply(
         )
     if not doc["conserved"]:
         raise typer.Exit(1)
+
+
+# FX and instalment plans, registered after the commands above (their order in --help).
+from carechain.cli import payments_credit  # noqa: E402, F401
