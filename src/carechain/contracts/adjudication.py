@@ -9,6 +9,8 @@ Each line ends ``accepted``, ``reduced`` or ``denied`` with the rule that decide
 it, and splits its amount exactly into the insurer's and the patient's share
 (integers in minor units; the co-pay rounded half to even). Fraud rules do not
 decide lines: they flag the claim, with reasons, for the insurer's review queue.
+The chain keeps rules and flags as codes; ``RULE_WORDS`` and ``FLAG_WORDS`` say
+them in words for readers.
 
 A policy version (``publish_policy``) is data::
 
@@ -101,7 +103,6 @@ class LineResult:
             "seq": self.seq,
             "outcome": self.outcome,
             "rule": self.rule,
-            "says": RULE_WORDS[self.rule],
             "eligible": self.eligible,
             "insurer": self.insurer,
             "patient": self.patient,
@@ -174,7 +175,7 @@ def adjudicate(
     flags: list[dict[str, Any]] = []
 
     def raise_flag(name: str, **detail: Any) -> None:
-        entry = {"flag": name, "says": FLAG_WORDS[name], **detail}
+        entry = {"flag": name, **detail}
         if entry not in flags:
             flags.append(entry)
 

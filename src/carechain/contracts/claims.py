@@ -36,7 +36,8 @@ State (namespace ``claims``)::
     claim/<id>                         the claim, its adjudication, status, history
     fingerprint/<provider>/<hex>       claim id (a resubmission is recognised)
     evidence/<record>                  the first claim an encounter record backs
-    line/<patient>/<code>/<day>/<claim>   an earlier claim of this service (duplicates)
+    line/<patient>/<code>/<day>/<height>/<claim>   an earlier claim of this service
+                                       (duplicates; the first claimed sorts first)
     pack/<key>                         the first claim of this pack
     usage/<coverage>/<year>            insurer's share committed this year
     queue/<insurer>/<claim>            flagged claims awaiting review
@@ -214,7 +215,7 @@ class ChainFacts:
         return doc is not None and doc["from"] <= day <= doc["until"]
 
     def earlier_claim(self, code: str, day: str) -> str | None:
-        found = self.ctx.scan(f"line/{self.claim['patient']}/{code}/{day}/", limit=1)
+        found = self.ctx.scan(f"line/{self.claim['patient']}/{code}/{day}/", limit=1)  # first
         return found[0][0].rsplit("/", 1)[1] if found else None
 
     def record_claimed(self, record_id: str) -> str | None:
@@ -481,6 +482,8 @@ class Claims(Contract):
             "currency": ccy,
             "lines": [asdict(line) for line in lines],
             "submitted": ctx.time_ms,
+            "height": ctx.block.height,
+            "txid": ctx.txid,
             "total": sum(line.amount for line in lines),
         }
         facts = ChainFacts(ctx, claim, coverage)
@@ -496,14 +499,14 @@ class Claims(Contract):
         claim["adjudication"] = result.to_json()
         claim["years"] = result.years
         claim["legacy"] = result.legacy
-        claim["history"] = [{"status": "submitted", "time": ctx.time_ms, "txid": ctx.txid}]
+        claim["history"] = [{"status": "submitted", "time": ctx.time_ms}]
         # Indexes: later claims of the same service, encounter or pack find this one (only
         # for lines not denied: a line nobody pays settles nothing).
         decided = {r.seq: r.outcome for r in result.lines}
         for line in lines:
             if line.kind == "service":
                 ctx.put(
-                    f"line/{patient}/{line.code}/{line.day}/{claim_id}",
+                    f"line/{patient}/{line.code}/{line.day}/{ctx.block.height:012d}/{claim_id}",
                     {"provider": provider, "seq": line.seq},
                 )
             if decided[line.seq] == "denied":
@@ -545,7 +548,7 @@ class Claims(Contract):
     def _history(self, ctx: Context, claim: dict[str, Any], status: str, **extra: Any) -> None:
         claim["history"] = [
             *claim["history"],
-            {"status": status, "time": ctx.time_ms, "txid": ctx.txid, **extra},
+            {"status": status, "time": ctx.time_ms, "height": ctx.block.height, **extra},
         ]
 
     def _settle(self, ctx: Context, claim: dict[str, Any]) -> None:
@@ -618,7 +621,10 @@ class Claims(Contract):
                 if first is not None and first["claim"] == claim["id"]:
                     ctx.delete(f"evidence/{record}")
             if line["kind"] == "service":
-                ctx.delete(f"line/{claim['patient']}/{line['code']}/{line['day']}/{claim['id']}")
+                ctx.delete(
+                    f"line/{claim['patient']}/{line['code']}/{line['day']}/"
+                    f"{claim['height']:012d}/{claim['id']}"
+                )
             pack = line.get("pack")
             if pack is not None:
                 first = ctx.get(f"pack/{pack}")

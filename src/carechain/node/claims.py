@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from carechain.contracts.adjudication import FLAG_WORDS, RULE_WORDS
 from carechain.contracts.consent import patient_id_of
 from carechain.contracts.membership import MemberRecord
 from carechain.errors import Forbidden, InvalidInput, NotFound
@@ -73,10 +74,14 @@ class ClaimService:
         return self._shown(doc)
 
     def _shown(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """The claim with each rule and flag in words, and amounts as text."""
         ccy = doc["currency"]
-        adjudication = doc["adjudication"]
+        adjudication = dict(doc["adjudication"])
+        adjudication["lines"] = [dict(r, says=RULE_WORDS[r["rule"]]) for r in adjudication["lines"]]
+        adjudication["flags"] = [dict(f, says=FLAG_WORDS[f["flag"]]) for f in adjudication["flags"]]
         return {
             **doc,
+            "adjudication": adjudication,
             "shown": {
                 "total": format_amount(doc["total"], ccy),
                 "insurer": format_amount(adjudication["insurer"], ccy),
@@ -116,7 +121,8 @@ class ClaimService:
         for key, _ in self.node.state.scan(f"{PREFIX}queue/{insurer}/", limit):
             doc = self._get(f"claim/{key.rsplit('/', 1)[1]}")
             if doc is not None:
-                out.append(dict(self._summary(doc), flags=doc["adjudication"]["flags"]))
+                flags = [dict(f, says=FLAG_WORDS[f["flag"]]) for f in doc["adjudication"]["flags"]]
+                out.append(dict(self._summary(doc), flags=flags))
         return out
 
     def _summary(self, doc: dict[str, Any]) -> dict[str, Any]:

@@ -15,8 +15,10 @@ before and after the dropped block, because that block did not write it.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from carechain.ledger.statestore import StateStore
 
@@ -26,6 +28,23 @@ class Layer:
     height: int
     writes: dict[str, bytes | None]
     nonces: dict[tuple[str, str], str]
+
+    @cached_property
+    def keys(self) -> list[str]:
+        """The keys written, sorted once: scans bisect to their prefix."""
+        return sorted(self.writes)
+
+    def written(self, prefix: str, after: str = "") -> list[str]:
+        """Keys written that start with ``prefix`` and sort after ``after``, in order."""
+        keys = self.keys
+        out = []
+        for index in range(bisect_left(keys, max(prefix, after)), len(keys)):
+            key = keys[index]
+            if not key.startswith(prefix):
+                break
+            if key > after:
+                out.append(key)
+        return out
 
 
 class StagedState:
@@ -66,9 +85,8 @@ class LayeredView:
             return self._store.scan(prefix, limit, after)
         merged: dict[str, bytes | None] = dict(self._store.scan(prefix, -1, after))
         for layer in self._layers:
-            for key, value in layer.writes.items():
-                if key.startswith(prefix) and key > after:
-                    merged[key] = value
+            for key in layer.written(prefix, after):
+                merged[key] = layer.writes[key]
         items = sorted((k, v) for k, v in merged.items() if v is not None)
         return items if limit < 0 else items[:limit]
 

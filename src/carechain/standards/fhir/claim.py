@@ -33,6 +33,7 @@ import hmac
 from decimal import Decimal
 from typing import Any
 
+from carechain.contracts.adjudication import FLAG_WORDS, RULE_WORDS
 from carechain.errors import InvalidFhir, InvalidInput
 from carechain.standards.fhir._json import load_object
 from carechain.standards.fhir.resources import MAX_RESOURCE_BYTES, validate
@@ -244,7 +245,7 @@ def claim_response(claim: dict[str, Any], created: str) -> dict[str, Any]:
                                         {
                                             "system": _REASON,
                                             "code": result["rule"],
-                                            "display": result["says"],
+                                            "display": RULE_WORDS[result["rule"]],
                                         }
                                     ]
                                 }
@@ -305,7 +306,7 @@ _PAYMENT = "http://terminology.hl7.org/CodeSystem/ex-paymenttype"
 def _disposition(claim: dict[str, Any]) -> str:
     flags = claim["adjudication"]["flags"]
     if claim["status"] == "review":
-        return "Held for review: " + "; ".join(f["says"] for f in flags)
+        return "Held for review: " + "; ".join(FLAG_WORDS[f["flag"]] for f in flags)
     if claim["status"] == "denied":
         return "Denied on review: " + str(claim.get("review", {}).get("note", ""))
     if claim["status"] == "approved":
