@@ -90,13 +90,19 @@ class Overlay:
             yield key
 
     def scan(self, prefix: str, limit: int = -1) -> list[tuple[str, Any]]:
-        """Keys with ``prefix`` in key order, merging this overlay over its parents."""
+        """Keys with ``prefix`` in key order, merging this overlay over its parents.
+
+        With a ``limit``, the parent is asked for only as many rows as can still be
+        among the first ``limit`` once this overlay's deletes are applied.
+        """
+        own = list(self._written(prefix))
+        wanted = -1 if limit < 0 else limit + len(own)
         merged: dict[str, Any] = {}
         if isinstance(self.parent, Overlay):
-            merged.update(self.parent.scan(prefix))
+            merged.update(self.parent.scan(prefix, wanted))
         else:
-            merged.update((k, orjson.loads(v)) for k, v in self.parent.scan(prefix))
-        for key in self._written(prefix):
+            merged.update((k, orjson.loads(v)) for k, v in self.parent.scan(prefix, wanted))
+        for key in own:
             entry = self.writes[key]
             if entry is None:
                 merged.pop(key, None)

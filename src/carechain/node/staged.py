@@ -83,9 +83,12 @@ class LayeredView:
     def scan(self, prefix: str, limit: int = -1, after: str = "") -> list[tuple[str, bytes]]:
         if not self._layers:
             return self._store.scan(prefix, limit, after)
-        merged: dict[str, bytes | None] = dict(self._store.scan(prefix, -1, after))
-        for layer in self._layers:
-            for key in layer.written(prefix, after):
+        written = [(layer, layer.written(prefix, after)) for layer in self._layers]
+        # Enough stored rows to fill ``limit`` however many of them the layers delete.
+        wanted = -1 if limit < 0 else limit + sum(len(keys) for _, keys in written)
+        merged: dict[str, bytes | None] = dict(self._store.scan(prefix, wanted, after))
+        for layer, keys in written:
+            for key in keys:
                 merged[key] = layer.writes[key]
         items = sorted((k, v) for k, v in merged.items() if v is not None)
         return items if limit < 0 else items[:limit]
