@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from carechain.api.client import build_transaction
+from carechain.contracts.adjudication import FLAG_WORDS, RULE_WORDS
 from carechain.errors import CertificateRevoked, UnknownSigner
 from carechain.identity.roles import Role
 from carechain.node.consortium import Consortium
@@ -91,7 +92,7 @@ def test_a_fhir_claim_goes_from_submission_to_payment(
     paid = claim_doc(node, args["claim"])
     assert paid["copay"]["status"] == "paid" and balance(node, PATIENT) == 10_000 - 4_067
     # The FHIR ClaimResponse validates against the R4B model.
-    response = claim_response(paid, TODAY)
+    response = claim_response(paid, TODAY, RULE_WORDS, FLAG_WORDS)
     validate(response, "ClaimResponse")
     assert response["outcome"] == "complete" and response["payment"]["amount"]["value"] == 94.9
     # Sent again (the same FHIR Claim): recognised, nothing changes, not a duplicate.

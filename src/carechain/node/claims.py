@@ -93,7 +93,7 @@ class ClaimService:
         """The FHIR R4 ClaimResponse of a claim, for the same readers as the claim."""
         doc = self.claim(claim_id, viewer)
         created = datetime.fromtimestamp(doc["submitted"] / 1000, UTC).date().isoformat()
-        return claim_response(doc, created)
+        return claim_response(doc, created, RULE_WORDS, FLAG_WORDS)
 
     # -- lists ----------------------------------------------------------------------------
 

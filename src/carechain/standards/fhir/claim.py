@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from carechain.contracts.adjudication import FLAG_WORDS, RULE_WORDS
 from carechain.errors import InvalidFhir, InvalidInput
 from carechain.standards.fhir._json import load_object
 from carechain.standards.fhir.resources import MAX_RESOURCE_BYTES, validate
@@ -222,11 +222,17 @@ _OUTCOME = {
 }
 
 
-def claim_response(claim: dict[str, Any], created: str) -> dict[str, Any]:
+def claim_response(
+    claim: dict[str, Any],
+    created: str,
+    rule_words: Mapping[str, str],
+    flag_words: Mapping[str, str],
+) -> dict[str, Any]:
     """The FHIR R4 ClaimResponse for an adjudicated claim (the chain's ``claim/<id>``).
 
     Each item's adjudication gives the submitted, eligible, benefit (insurer) and
-    copay (patient) amounts, and the reason: the rule that decided the line.
+    copay (patient) amounts, and the reason: the rule that decided the line, in the
+    words ``rule_words`` gives it (``flag_words`` for the flags of one held for review).
     """
     ccy = claim["currency"]
     adjudication = claim["adjudication"]
@@ -245,7 +251,7 @@ def claim_response(claim: dict[str, Any], created: str) -> dict[str, Any]:
                                         {
                                             "system": _REASON,
                                             "code": result["rule"],
-                                            "display": RULE_WORDS[result["rule"]],
+                                            "display": rule_words[result["rule"]],
                                         }
                                     ]
                                 }
@@ -276,7 +282,7 @@ def claim_response(claim: dict[str, Any], created: str) -> dict[str, Any]:
         "insurer": {"identifier": {"system": ORG_SYSTEM, "value": claim["insurer"]}},
         "requestor": {"identifier": {"system": ORG_SYSTEM, "value": claim["provider"]}},
         "outcome": _OUTCOME.get(status, "partial"),
-        "disposition": _disposition(claim),
+        "disposition": _disposition(claim, flag_words),
         "item": items,
         "total": [
             {
@@ -303,10 +309,10 @@ _TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"
 _PAYMENT = "http://terminology.hl7.org/CodeSystem/ex-paymenttype"
 
 
-def _disposition(claim: dict[str, Any]) -> str:
+def _disposition(claim: dict[str, Any], flag_words: Mapping[str, str]) -> str:
     flags = claim["adjudication"]["flags"]
     if claim["status"] == "review":
-        return "Held for review: " + "; ".join(FLAG_WORDS[f["flag"]] for f in flags)
+        return "Held for review: " + "; ".join(flag_words[f["flag"]] for f in flags)
     if claim["status"] == "denied":
         return "Denied on review: " + str(claim.get("review", {}).get("note", ""))
     if claim["status"] == "approved":
