@@ -280,12 +280,16 @@ class Drugs(Contract):
             seen.add(pack.key)
             product = product_of(pack)
             if product not in products:
-                self._check_licence(ctx, product, where)
                 owner = ctx.get(f"product/{product}")
+                hint = None if owner is None else owner.get("licence")
+                licence = self._check_licence(ctx, product, where, hint)
                 if owner is None:
-                    ctx.put(f"product/{product}", {"manufacturer": maker, "time": ctx.time_ms})
-                elif owner["manufacturer"] != maker:  # the licence moved to this maker
-                    ctx.put(f"product/{product}", dict(owner, manufacturer=maker))
+                    ctx.put(
+                        f"product/{product}",
+                        {"manufacturer": maker, "time": ctx.time_ms, "licence": licence},
+                    )
+                elif owner["manufacturer"] != maker or hint != licence:  # the licence moved
+                    ctx.put(f"product/{product}", dict(owner, manufacturer=maker, licence=licence))
                 products[product] = maker
             ctx.put(
                 f"pack/{pack.key}",
@@ -324,22 +328,33 @@ class Drugs(Contract):
                 raise ContractError(f"{field} must be one line without surrounding spaces")
         if not name:
             raise ContractError("name is empty")
-        self._check_licence(ctx, product, "product")
         owner = ctx.get(f"product/{product}")
+        licence = self._check_licence(
+            ctx, product, "product", None if owner is None else owner.get("licence")
+        )
         ctx.put(
             f"product/{product}",
             {
                 "manufacturer": ctx.caller.org_id,
                 "time": ctx.time_ms if owner is None else owner["time"],
+                "licence": licence,
                 "name": name,
                 **{k: v for k, v in extra.items() if v},
             },
         )
 
-    def _check_licence(self, ctx: Context, product: str, where: str) -> None:
-        """Refuse unless the caller's organisation holds the licence ``product`` falls under."""
-        found = licence_of(ctx.get, product)
+    def _check_licence(
+        self, ctx: Context, product: str, where: str, hint: str | None = None
+    ) -> str:
+        """The key of the licence ``product`` falls under, which the caller's organisation
+        must hold. ``hint``: the key it fell under before (the product remembers it), read
+        first; licences never nest, so if it still exists it is the one."""
         maker = ctx.caller.org_id
+        if hint is not None:
+            held = ctx.get(hint)
+            if held is not None and held["org"] == maker:
+                return hint
+        found = licence_of(ctx.get, product)
         if found is None:
             kind = "drug product code" if product.startswith("cn:") else "GS1 company prefix"
             raise Forbidden(
@@ -352,6 +367,7 @@ class Drugs(Contract):
                 f"{where}: {product} falls under {key.split('/', 1)[1]}, licensed to "
                 f"{doc['org']}, not {maker}"
             )
+        return key
 
     # -- licences ------------------------------------------------------------------------
 
