@@ -166,7 +166,7 @@ def coverage_row(doc: dict[str, Any]) -> tuple[str, bytes]:
 
 
 def policy_doc(published: int, txid: str) -> dict[str, Any]:
-    from carechain.contracts.claims import check_rules
+    from carechain.contracts.claim_rules import check_rules
 
     return dict(check_rules(RULES), published=published, txid=txid)
 

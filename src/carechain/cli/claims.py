@@ -32,7 +32,7 @@ from carechain.cli.common import (
     show,
 )
 from carechain.cli.records import JsonOption, committed_line, iso
-from carechain.contracts.claims import check_rules
+from carechain.contracts.claim_rules import check_rules
 from carechain.contracts.consent import patient_id_of
 from carechain.contracts.membership import MemberRecord, member_from_json
 from carechain.crypto.canonical import parse_json
