@@ -325,13 +325,9 @@ def main() -> int:
     cluster = EtcdCluster(work / "etcd", members=3)
     peers: list[Peer] = []
     try:
-        import socket
+        from carechain.node.ports import free_ports
 
-        ports = []
-        for _ in ORGS:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                ports.append(int(s.getsockname()[1]))
+        ports = free_ports(len(ORGS))
         consortium = create_consortium(
             DEMO_CONSORTIUM,
             work / "demo",

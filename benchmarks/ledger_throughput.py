@@ -124,11 +124,10 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], seconds: float = 30) -
 
 
 def free_port() -> int:
-    import socket
+    """A free port below the ephemeral range (``carechain.node.ports``)."""
+    from carechain.node.ports import free_ports
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def light_load_latencies(consortium: Path, url: str, seconds: float) -> list[float]:

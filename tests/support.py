@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -20,9 +19,11 @@ CARECHAIN = [sys.executable, "-m", "carechain"]
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the ephemeral range (``carechain.node.ports``): a peer started
+    seconds later still finds it free."""
+    from carechain.node.ports import free_ports
+
+    return free_ports(1)[0]
 
 
 class Server:

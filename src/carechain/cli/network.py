@@ -30,6 +30,7 @@ import typer
 
 from carechain.cli.common import fail, friendly
 from carechain.errors import CarechainError, ConfigError, NodeFailure
+from carechain.node.ports import free_ports
 
 app = typer.Typer(help="Run a local consortium: peers ordering through an etcd cluster.")
 
@@ -74,22 +75,6 @@ def _pid_is_peer(pid: int | None, data_dir: str) -> bool:
     except OSError:
         return False
     return argv[1:5] == [b"-m", b"carechain", b"up", b"--data"] and data_dir.encode() in argv
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct free ports on 127.0.0.1 (all held open while choosing)."""
-    import socket
-
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _health(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
@@ -153,9 +138,7 @@ def _create(root: Path, peers: int, etcd_members: int) -> dict[str, Any]:
         raise ConfigError("--etcd-members must be 1, 3 or 5 (an odd number for Raft)")
     root.mkdir(parents=True, exist_ok=True)
     cluster = EtcdCluster(root / "etcd", members=etcd_members)
-    specs = [
-        PeerSpec(org, port) for org, port in zip(orgs[:peers], _free_ports(peers), strict=True)
-    ]
+    specs = [PeerSpec(org, port) for org, port in zip(orgs[:peers], free_ports(peers), strict=True)]
     consortium = create_consortium(
         DEMO_CONSORTIUM,
         root / "consortium",

@@ -27,7 +27,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -40,6 +39,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 import pyetcd
 
 from carechain.errors import ConfigError, NodeFailure
+from carechain.node.ports import free_ports
 
 HOST = "127.0.0.1"
 INSTALL_HINT = "apt-get install etcd-server"
@@ -150,18 +150,6 @@ def _is_etcd_of(pid: int, spec: EtcdMemberSpec) -> bool:
     return f"--data-dir={spec.data_dir}" in argv and f"--name={spec.name}" in argv
 
 
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct ports free on 127.0.0.1 right now (held open together so none repeats)."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind((HOST, 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _wait_for_no_active_peers(spec: EtcdMemberSpec, deadline: float) -> None:
     """Wait until the member counts no peer as connected (its ``/metrics``), or ``deadline``."""
     while time.monotonic() < deadline:
@@ -209,7 +197,7 @@ class EtcdCluster:
         if specs is None:
             if members < 1:
                 raise ConfigError(f"an etcd cluster needs at least one member, not {members}")
-            ports = _free_ports(2 * members)
+            ports = free_ports(2 * members)
             specs = [
                 EtcdMemberSpec(
                     f"etcd{i}", ports[2 * i], ports[2 * i + 1], self.base_dir / f"etcd{i}"
