@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from carechain.api.client import NodeClient, build_transaction
+from carechain.api.client import NodeClient
 from carechain.cli.common import (
     DEFAULT_NODE,
     IdentityOption,
@@ -30,6 +30,7 @@ from carechain.cli.common import (
     fail,
     friendly,
     show,
+    submit_call,
 )
 from carechain.cli.records import JsonOption, committed_line, iso
 from carechain.contracts.claim_rules import check_rules
@@ -52,8 +53,7 @@ DayOption = Annotated[str, typer.Option(help="A day, YYYY-MM-DD.")]
 
 def submit(c: NodeClient, method: str, args: dict[str, Any]) -> Any:
     """Sign ``claims.<method>`` with ``args``, send it to its route, wait for the commit."""
-    tx = build_transaction(c.creds, c.chain(), "claims", method, args)
-    return c.request("POST", f"/v1/claims/{method}", raw_body=tx.wire_bytes())
+    return submit_call(c, "claims", method, args)
 
 
 def read_file(path: Path, what: str) -> bytes:

@@ -11,10 +11,11 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from carechain.api.client import NodeClient
+from carechain.api.client import NodeClient, build_transaction
 from carechain.crypto.canonical import parse_json
 from carechain.errors import CarechainError
 from carechain.identity.wallet import load_credentials
+from carechain.ledger.transaction import SignedTransaction
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,6 +58,24 @@ def friendly(fn: F) -> F:
 
 def client(node: str, identity: Path) -> NodeClient:
     return NodeClient(node, load_credentials(identity))
+
+
+def send_call(
+    c: NodeClient, contract: str, method: str, tx: SignedTransaction, wait_s: float = 10.0
+) -> Any:
+    """POST a signed ``contract.method`` transaction to its own route
+    (``/v1/<contract>/<method>``), which answers once it commits."""
+    return c.request(
+        "POST", f"/v1/{contract}/{method}", raw_body=tx.wire_bytes(), params={"timeout": wait_s}
+    )
+
+
+def submit_call(
+    c: NodeClient, contract: str, method: str, args: dict[str, Any], wait_s: float = 10.0
+) -> Any:
+    """Sign ``contract.method`` with ``args`` as the client's member and ``send_call`` it."""
+    tx = build_transaction(c.creds, c.chain(), contract, method, args)
+    return send_call(c, contract, method, tx, wait_s)
 
 
 def show(doc: Any) -> None:

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from carechain.api.client import NodeClient, build_transaction
+from carechain.api.client import NodeClient
 from carechain.cli.common import (
     DEFAULT_NODE,
     IdentityOption,
@@ -27,6 +27,7 @@ from carechain.cli.common import (
     fail,
     friendly,
     show,
+    submit_call,
 )
 from carechain.cli.records import JsonOption, committed_line, iso
 from carechain.contracts.drugs import SHIPMENT_END_REASONS, WITHDRAW_REASONS
@@ -52,10 +53,7 @@ ShipmentArgument = Annotated[
 
 def submit(c: NodeClient, method: str, args: dict[str, Any], wait_s: float = 10.0) -> Any:
     """Sign ``drugs.<method>`` with ``args``, send it to its route and wait for the commit."""
-    tx = build_transaction(c.creds, c.chain(), "drugs", method, args)
-    return c.request(
-        "POST", f"/v1/drugs/{method}", raw_body=tx.wire_bytes(), params={"timeout": wait_s}
-    )
+    return submit_call(c, "drugs", method, args, wait_s)
 
 
 def licence_args(gs1_prefix: str, cn_product: str) -> dict[str, str]:

@@ -13,9 +13,11 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from carechain.api.client import ApiError, NodeClient, build_transaction
+from carechain.api.client import ApiError, NodeClient
 from carechain.cli.common import (
     fail,
+    send_call,
+    submit_call,
 )
 from carechain.contracts.consent import is_patient
 from carechain.contracts.membership import MemberRecord, member_from_json
@@ -169,14 +171,12 @@ def rate_bp(text: str) -> int:
 
 def submit(c: NodeClient, method: str, args: dict[str, Any], wait_s: float = 10.0) -> Any:
     """Sign ``payments.<method>`` with ``args``, send it to its route, wait for the commit."""
-    tx = build_transaction(c.creds, c.chain(), "payments", method, args)
-    return send(c, method, tx, wait_s)
+    return submit_call(c, "payments", method, args, wait_s)
 
 
 def send(c: NodeClient, method: str, tx: SignedTransaction, wait_s: float = 10.0) -> Any:
-    return c.request(
-        "POST", f"/v1/payments/{method}", raw_body=tx.wire_bytes(), params={"timeout": wait_s}
-    )
+    """Send a signed (and co-signed) ``payments.<method>`` transaction to its route."""
+    return send_call(c, "payments", method, tx, wait_s)
 
 
 def member_of(c: NodeClient, fingerprint: str) -> MemberRecord:

@@ -19,6 +19,7 @@ from carechain.contracts.consent import patient_id_of
 from carechain.contracts.membership import MemberRecord
 from carechain.errors import Forbidden, InvalidInput, NotFound
 from carechain.identity.roles import OrgType, Role
+from carechain.node.payments import overseer
 from carechain.standards.fhir.claim import claim_response
 from carechain.standards.iso4217 import format_amount
 
@@ -27,13 +28,6 @@ if TYPE_CHECKING:
 
 PREFIX = "claims/"
 MAX_PAGE = 1000
-
-
-def is_overseer(who: MemberRecord) -> bool:
-    """Regulators and auditors read across the chain (never a patient a regulator registered)."""
-    if who.role is Role.PATIENT:
-        return False
-    return who.org_type is OrgType.REGULATOR or who.role is Role.AUDITOR
 
 
 DESK_ROLES = {Role.ADMIN, Role.STAFF, Role.AUDITOR, Role.PHARMACIST}
@@ -66,7 +60,7 @@ class ClaimService:
             (patient_id_of(viewer) == doc["patient"] and viewer.role is Role.PATIENT)
             or sees_org(viewer, doc["provider"])
             or sees_org(viewer, doc["insurer"])
-            or is_overseer(viewer)
+            or overseer(viewer)
         ):
             raise Forbidden(
                 f"claim {claim_id} is for its patient, its provider and its insurer only"
@@ -100,8 +94,7 @@ class ClaimService:
     def patient_claims(self, patient: str, viewer: MemberRecord) -> list[dict[str, Any]]:
         """A patient's claims, oldest first: for the patient, and overseers."""
         if not (
-            (viewer.role is Role.PATIENT and patient_id_of(viewer) == patient)
-            or is_overseer(viewer)
+            (viewer.role is Role.PATIENT and patient_id_of(viewer) == patient) or overseer(viewer)
         ):
             raise Forbidden("only the patient (or a regulator or auditor) lists their claims")
         out = []
@@ -113,7 +106,7 @@ class ClaimService:
 
     def queue(self, insurer: str, viewer: MemberRecord, limit: int = 100) -> list[dict[str, Any]]:
         """An insurer's flagged claims awaiting review, with their reasons."""
-        if not (sees_org(viewer, insurer) or is_overseer(viewer)):
+        if not (sees_org(viewer, insurer) or overseer(viewer)):
             raise Forbidden(f"the review queue is {insurer}'s")
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be 1 to {MAX_PAGE}")
@@ -164,7 +157,7 @@ class ClaimService:
                 viewer.org_type in (OrgType.HOSPITAL, OrgType.CLINIC, OrgType.PHARMACY)
                 and viewer.role is not Role.PATIENT
             )
-            or is_overseer(viewer)
+            or overseer(viewer)
         ):
             raise Forbidden(f"coverage {coverage_id} is for its patient, insurer and providers")
         return dict(doc)

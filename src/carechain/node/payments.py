@@ -38,7 +38,8 @@ _OWNER = re.compile(r"[a-z0-9-]{2,40}(:[A-Za-z0-9][A-Za-z0-9._@-]{0,63})?")
 
 
 def overseer(who: MemberRecord) -> bool:
-    """A regulator's member or an auditor (never a patient): sees payments across the chain."""
+    """A regulator's member or an auditor (never a patient one of them registered): reads
+    payments and claims across the chain."""
     if who.role is Role.PATIENT:
         return False
     return who.org_type is OrgType.REGULATOR or who.role is Role.AUDITOR
