@@ -63,6 +63,48 @@ def test_batch_reports_each_transaction(api: Server, member: Member) -> None:
     assert result[50]["error"]["code"] == "replayed"
 
 
+def test_a_large_batch_is_decoded_in_the_worker_and_answers_per_transaction(
+    api: Server, member: Member, node: Node
+) -> None:
+    """Over 16 KiB, a batch is decoded in the node's worker process: the answers are the
+    same, in order, and a bad envelope among good ones keeps out only itself."""
+    with client(api, member("pumch/dr-wang")) as c:
+        good = [
+            build_transaction(c.creds, "demo", "notary", "anchor", {"digest": digest(200 + i)})
+            for i in range(60)
+        ]
+        wires = [tx.wire_bytes() for tx in good]
+        wires[7] = wires[7].replace(b'"method":"anchor"', b'"method":"Anchor!"')
+        wires[30] = wires[30].replace(b'"signatures":{"', b'"signatures":{"0')
+        body = b'{"transactions":[' + b",".join(wires) + b"]}"
+        assert len(body) > 16 * 1024
+        answer = c.request("POST", "/v1/transactions/batch", raw_body=body, params={"wait": True})
+    result = answer["results"]
+    assert result[7]["error"]["code"] == "invalid_transaction"
+    assert "not a method name" in result[7]["error"]["message"]
+    assert result[30]["error"]["code"] == "invalid_transaction"
+    oks = [i for i, r in enumerate(result) if r.get("code") == "ok"]
+    assert oks == [i for i in range(60) if i not in (7, 30)]
+    assert [result[i]["txid"] for i in oks] == [good[i].txid for i in oks]
+    assert node.state.get(f"notary/anchor/{digest(207)}") is None
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "words"),
+    [
+        (b'{"transactions": [', "non_canonical", "malformed JSON"),
+        (b'{"transactions": [], "timeout": 5}', "invalid_input", "unknown fields: timeout"),
+        (b'{"transactions": [' + b",".join([b"{}"] * 5001) + b"]}", "oversize", "limit is 5000"),
+    ],
+)
+def test_an_unusable_batch_is_refused_whole(
+    api: Server, member: Member, body: bytes, code: str, words: str
+) -> None:
+    with client(api, member("pumch/dr-wang")) as c, pytest.raises(ApiError) as err:
+        c.request("POST", "/v1/transactions/batch", raw_body=body)
+    assert err.value.code == code and words in err.value.message
+
+
 @pytest.mark.parametrize(
     ("body", "code", "words"),
     [

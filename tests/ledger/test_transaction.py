@@ -33,6 +33,7 @@ from carechain.ledger.transaction import (
     Transaction,
     add_signature,
     compute_txid,
+    decode_batch,
     decode_envelope,
     decode_envelope_bytes,
     sign_transaction,
@@ -574,3 +575,47 @@ def test_partial_decoding_waits_for_co_signers_but_never_for_the_signer(
     only_cosigner = sign_transaction(body, {COSIGNER: seeds[COSIGNER]}).wire_bytes()
     with pytest.raises(InvalidTransaction, match="missing signature"):
         decode_envelope_bytes(only_cosigner, canonical=True, partial=True)
+
+
+# -- batches ------------------------------------------------------------------
+
+
+def test_a_batch_decodes_each_envelope_or_names_what_is_wrong_with_it(
+    seeds: dict[Fingerprint, bytes],
+) -> None:
+    good = [
+        sign_transaction(make_body(nonce=f"n-{i}", cosigners=()), {SIGNER: seeds[SIGNER]})
+        for i in range(3)
+    ]
+    wires = [tx.wire_bytes() for tx in good]
+    bad_type = wires[1].replace(b'"ts":1763771000000', b'"ts":"soon"')
+    extra = wires[2].replace(b'{"body":', b'{"note":"hi","body":')
+    body = b'{"transactions":[' + b",".join([wires[0], bad_type, extra, b"7"]) + b"]}"
+    first, *errors = decode_batch(body, max_batch=10, suite="intl")
+    assert isinstance(first, SignedTransaction) and first.txid == good[0].txid
+    assert first.wire_bytes() == wires[0]
+    assert [type(e) for e in errors] == [InvalidTransaction, InvalidTransaction, InvalidTransaction]
+    messages = [e.message for e in errors]  # type: ignore[union-attr]
+    assert "body.ts must be int" in messages[0]
+    assert "unknown fields: note" in messages[1]
+    assert "JSON object" in messages[2]
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "words"),
+    [
+        (b'{"transactions": [', NonCanonical, "malformed JSON"),
+        (b'{"transactions": [], "transactions": []}', NonCanonical, "duplicate object key"),
+        (b'{"transactions": [{"body": {"v": 1.0}}]}', NonCanonical, "floating-point"),
+        (b"[]", InvalidInput, '{"transactions": [...]}'),
+        (b'{"transactions": {}}', InvalidInput, '{"transactions": [...]}'),
+        (b'{"transactions": [], "wait": true}', InvalidInput, "unknown fields: wait"),
+        (b'{"transactions": [' + b",".join([b"{}"] * 11) + b"]}", Oversize, "limit is 10"),
+    ],
+)
+def test_a_batch_that_is_unusable_as_a_whole_is_refused(
+    body: bytes, error: type[InvalidInput], words: str
+) -> None:
+    with pytest.raises(error) as err:
+        decode_batch(body, max_batch=10)
+    assert type(err.value) is error and words in err.value.message

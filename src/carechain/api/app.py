@@ -149,20 +149,15 @@ def create_app(node: Node) -> FastAPI:
         body = await request.body()
 
         def process() -> dict[str, Any]:
-            doc = parse_json(body)
-            if not isinstance(doc, dict) or not isinstance(doc.get("transactions"), list):
-                raise InvalidInput('body must be {"transactions": [...]}')
-            items = doc["transactions"]
-            if len(items) > MAX_BATCH:
-                raise Oversize(f"{len(items)} transactions in one batch; the limit is {MAX_BATCH}")
-            results: list[dict[str, Any]] = [{} for _ in items]
+            decoded = node.verifier.decode(body, MAX_BATCH)
+            results: list[dict[str, Any]] = [{} for _ in decoded]
             txs, slots = [], []
-            for i, item in enumerate(items):
-                try:
-                    txs.append(decode_envelope(item, node.suite))
+            for i, item in enumerate(decoded):
+                if isinstance(item, CarechainError):
+                    results[i] = {"error": item.to_dict()}
+                else:
+                    txs.append(item)
                     slots.append(i)
-                except CarechainError as exc:
-                    results[i] = {"error": exc.to_dict()}
             events, accepted = [], []
             for slot, tx, outcome in zip(slots, txs, node.submit(txs), strict=True):
                 if isinstance(outcome, CarechainError):

@@ -36,8 +36,8 @@ from carechain.crypto.canonical import (
     parse_canonical,
     parse_json,
 )
-from carechain.crypto.suite import DEFAULT, CryptoSuite
-from carechain.errors import InvalidTransaction, NonCanonical, Oversize
+from carechain.crypto.suite import DEFAULT, CryptoSuite, get_suite
+from carechain.errors import InvalidInput, InvalidTransaction, NonCanonical, Oversize
 from carechain.identity.certificates import Fingerprint as Fingerprint
 
 TxId = NewType("TxId", str)
@@ -263,6 +263,38 @@ def decode_envelope(
     # caller's parsed value cannot change, and exactly what was signed.
     object.__setattr__(body, "args", orjson.loads(raw)["args"])  # ours alone so far
     return SignedTransaction(body, raw, compute_txid(raw, suite), signatures)
+
+
+def decode_batch(
+    data: bytes, max_batch: int, suite: CryptoSuite | str = DEFAULT
+) -> list[SignedTransaction | InvalidInput]:
+    """Parse a batch ``{"transactions": [envelope, ...]}``: per envelope, in order, the
+    transaction or the error that keeps it out.
+
+    Raises ``InvalidInput`` (or ``Oversize``) if the batch as a whole is unusable. Pure,
+    so a node runs it in a worker process (``suite`` may be given by name there).
+    """
+    if isinstance(suite, str):
+        suite = get_suite(suite)
+    doc = parse_json(data)
+    if not isinstance(doc, dict) or not isinstance(doc.get("transactions"), list):
+        raise InvalidInput('body must be {"transactions": [...]}')
+    unknown = sorted(set(doc) - {"transactions"})
+    if unknown:
+        raise InvalidInput(f"batch has unknown fields: {', '.join(unknown)}")
+    items = doc["transactions"]
+    if len(items) > max_batch:
+        raise Oversize(f"{len(items)} transactions in one batch; the limit is {max_batch}")
+    decoded: list[SignedTransaction | InvalidInput] = []
+    for item in items:
+        try:
+            tx = decode_envelope(item, suite)
+        except InvalidInput as exc:
+            decoded.append(exc)
+            continue
+        tx.wire_bytes()  # kept with the transaction: blocks and their roots need it
+        decoded.append(tx)
+    return decoded
 
 
 def decode_envelope_bytes(

@@ -1,4 +1,4 @@
-"""Signature checks in bulk, in a worker process.
+"""Signature checks and transaction decoding in bulk, in a worker process.
 
 libsodium releases Python's global interpreter lock while it verifies, but a
 thread that verifies one signature at a time must win the lock back after
@@ -6,6 +6,11 @@ each one, and behind a busy committer thread that wait is up to the switch
 interval (5 ms) every time. A worker process verifies a whole batch with one
 hand-over each way, on the other core. Small batches are checked in place,
 where starting or feeding the worker would cost more than it saves.
+
+Decoding a batch of envelopes (strict JSON, the shape of every field, the
+canonical bytes and transaction id) is pure Python work of the same size as a
+signature check; done in the worker, it leaves the node's one interpreter lock
+to executing and committing blocks.
 """
 
 from __future__ import annotations
@@ -18,8 +23,12 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 from carechain.crypto.suite import CryptoSuite, SignatureCheck, verify_many
+from carechain.errors import InvalidInput
+from carechain.ledger.transaction import SignedTransaction, decode_batch
 
 IN_PLACE_BELOW = 48
+DECODE_IN_PLACE_BELOW = 16 * 1024
+"""Batch bodies smaller than this (about 40 transfers) are decoded in place."""
 
 
 def exit_with_parent(parent: int) -> None:
@@ -79,3 +88,9 @@ class BulkVerifier(SpawnedWorkers):
             for i in range(0, len(checks), size)
         ]
         return [ok for future in futures for ok in future.result()]
+
+    def decode(self, body: bytes, max_batch: int) -> list[SignedTransaction | InvalidInput]:
+        """``decode_batch`` of a request's body, in the worker when it is large."""
+        if len(body) < DECODE_IN_PLACE_BELOW or self.workers < 1:
+            return decode_batch(body, max_batch, self.suite)
+        return self.pool().submit(decode_batch, body, max_batch, self.suite.name).result()
