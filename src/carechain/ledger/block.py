@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NewType
 
-from carechain.crypto.canonical import canonical_bytes, parse_canonical
+from carechain.crypto.canonical import MAX_SAFE_INTEGER, canonical_bytes, parse_canonical
 from carechain.crypto.suite import DEFAULT, CryptoSuite
 from carechain.errors import CarechainError, InvalidInput, StorageCorrupt
 from carechain.ledger.merkle import Hasher
@@ -42,6 +43,11 @@ BlockHash = NewType("BlockHash", str)
 ZERO_HASH = "0" * 64
 
 STATUS_OK = "ok"
+
+_PLAIN = re.compile(r"[a-z0-9_]{1,64}")
+"""A status code or hex id that canonical JSON writes as is (no escapes): such values
+are spliced into canonical bytes directly, which is what makes a block of thousands
+of transactions cheap to hash; anything else goes through ``canonical_bytes``."""
 
 
 @dataclass(frozen=True)
@@ -188,21 +194,47 @@ class Block:
     def to_bytes(self) -> bytes:
         # Envelopes are already canonical; splice their bytes rather than re-encode.
         header = canonical_bytes(self.header.to_json())
-        results = canonical_bytes([r.to_json() for r in self.results])
+        results = results_bytes(self.results)
         txs = b"[" + b",".join(tx.wire_bytes() for tx in self.txs) + b"]"
         return b'{"header":' + header + b',"results":' + results + b',"txs":' + txs + b"}"
+
+
+def result_bytes(result: TxResult) -> bytes:
+    """Canonical bytes of ``result.to_json()``."""
+    if not result.message and _PLAIN.fullmatch(result.code):
+        return b'{"code":"' + result.code.encode() + b'","message":""}'
+    return canonical_bytes(result.to_json())
+
+
+def results_bytes(results: Sequence[TxResult]) -> bytes:
+    """Canonical bytes of a block's statuses, ``[r.to_json() for r in results]``."""
+    return b"[" + b",".join([result_bytes(r) for r in results]) + b"]"
 
 
 def results_hash(
     results: Sequence[TxResult], writes_hash: bytes, suite: CryptoSuite = DEFAULT
 ) -> str:
-    """Hash over the statuses of a block's transactions and its write-set hash."""
-    doc = {"statuses": [r.to_json() for r in results], "writes": writes_hash.hex()}
-    return suite.hash(canonical_bytes(doc)).hex()
+    """Hash over the statuses of a block's transactions and its write-set hash: of the
+    canonical ``{"statuses": [r.to_json() ...], "writes": hex}``."""
+    doc = b'{"statuses":' + results_bytes(results) + b',"writes":"' + writes_hash.hex().encode()
+    return suite.hash(doc + b'"}').hex()
 
 
 def leaf_entry(height: int, index: int, txid: TxId, code: str) -> bytes:
-    """The leaf input of the ledger-wide tree for one committed transaction."""
+    """The leaf input of the ledger-wide tree for one committed transaction: canonical
+    ``{"code": code, "height": height, "index": index, "txid": txid}``."""
+    if (
+        _PLAIN.fullmatch(code)
+        and _PLAIN.fullmatch(txid)
+        and 0 <= height <= MAX_SAFE_INTEGER
+        and 0 <= index <= MAX_SAFE_INTEGER
+    ):
+        return b'{"code":"%s","height":%d,"index":%d,"txid":"%s"}' % (
+            code.encode(),
+            height,
+            index,
+            txid.encode(),
+        )
     return canonical_bytes({"code": code, "height": height, "index": index, "txid": txid})
 
 

@@ -335,21 +335,31 @@ class StateStore:
     def nonce_txids(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Of these (signer, nonce) pairs, the ones already consumed, with their txids.
 
-        One statement per chunk of keys.
+        One statement per chunk of keys, then one for the txids of those found (few:
+        looking the txids up in the same statement, as a join, made every lookup, found
+        or not, three times slower).
         """
-        found: dict[tuple[str, str], str] = {}
         by_key = {nonce_key(signer, nonce): (signer, nonce) for signer, nonce in pairs}
         keys = list(by_key)
         conn = self._reader()
+        seqs: dict[int, tuple[str, str]] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             rows = conn.execute(
-                "SELECT nonces.key, txs.txid FROM nonces JOIN txs ON txs.seq = nonces.seq "
-                f"WHERE nonces.key IN ({','.join('?' * len(chunk))})",
+                f"SELECT key, seq FROM nonces WHERE key IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            for key, txid in rows:
-                found[by_key[bytes(key)]] = bytes(txid).hex()
+            for key, seq in rows:
+                seqs[int(seq)] = by_key[bytes(key)]
+        found: dict[tuple[str, str], str] = {}
+        found_seqs = list(seqs)
+        for start in range(0, len(found_seqs), 500):
+            part = found_seqs[start : start + 500]
+            rows = conn.execute(
+                f"SELECT seq, txid FROM txs WHERE seq IN ({','.join('?' * len(part))})", part
+            )
+            for seq, txid in rows:
+                found[seqs[int(seq)]] = bytes(txid).hex()
         return found
 
     def tree_node(self, level: int, index: int) -> bytes | None:
