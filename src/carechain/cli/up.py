@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +11,23 @@ import typer
 
 from carechain.cli.common import friendly
 from carechain.node.consortium import DEMO_CONSORTIUM, create_consortium
+
+COLLECTOR_THRESHOLDS = (50_000, 20, 100)
+"""Young collections every 50,000 allocations (Python's default is 700)."""
+
+
+def tune_collector() -> None:
+    """Set the garbage collector for a node that runs for a long time.
+
+    A transaction allocates dozens of short-lived objects. With the default
+    thresholds, the collector runs a young collection every few transactions,
+    and often a full one, which walks every live object. The objects made while
+    starting (modules, the consortium, caches) live as long as the process, so
+    they are frozen out of the collector's view. Measured with
+    ``benchmarks/finance.py`` (transfers): about 10% less CPU per transaction.
+    """
+    gc.freeze()
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 @friendly
@@ -54,6 +72,7 @@ def up(
     config = load_config(node_dir)
     node = Node(config)
     node.start()
+    tune_collector()
     bind_host = host or config.api_host
     bind_port = port or config.api_port
     typer.echo(
