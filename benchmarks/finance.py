@@ -42,6 +42,9 @@ What it measures (figures as ../shared/BENCHMARKS.md gives them):
   held over every ``payments/account/`` row: 1 if it holds, else 0 (and the script
   fails).
 
+``--only transfers`` or ``--only claims`` measures one figure (and conservation), and
+leaves results/finance.json as the last full run wrote it.
+
 Transactions and the signed HTTP headers are made before each timed section (the
 members' machines' work). The node runs as its own process (``carechain up``) with
 the solo cutter's default bounds, as in ledger_throughput.py; only 127.0.0.1 is used
@@ -655,6 +658,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=250, help="transactions per request")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--threads", type=int, default=4, help="requests in flight per client")
+    parser.add_argument(
+        "--only", choices=("transfers", "claims"), help="measure one figure (and conservation)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.transfers, args.claims = 10_000, 2_000
@@ -679,18 +685,22 @@ def main() -> int:
         node_dir = consortium.node_dir
         with NodeProcess(node_dir, log) as node:
             real = set_up(node, consortium, today)
-            figures["transfers_per_s"] = bench_transfers(node, consortium, args)
-        plan = build_state(node_dir, consortium, real, args)
-        print(
-            f"  {args.runs} runs of {args.claims:,} pre-signed claims.submit (a service and a "
-            f"drug line each) from {len(SUBMITTERS)} providers, {args.batch} per request, "
-            f"{args.clients} client processes x {args.threads} threads, REST"
-        )
-        with NodeProcess(node_dir, log) as node:
-            figures["claims_per_s"] = bench_claims(node, consortium, plan, real.today, args)
+            if args.only != "claims":
+                figures["transfers_per_s"] = bench_transfers(node, consortium, args)
+        plan = []
+        if args.only != "transfers":
+            plan = build_state(node_dir, consortium, real, args)
+            print(
+                f"  {args.runs} runs of {args.claims:,} pre-signed claims.submit (a service "
+                f"and a drug line each) from {len(SUBMITTERS)} providers, {args.batch} per "
+                f"request, {args.clients} client processes x {args.threads} threads, REST"
+            )
+            with NodeProcess(node_dir, log) as node:
+                figures["claims_per_s"] = bench_claims(node, consortium, plan, real.today, args)
         state = StateStore(node_dir / "state.sqlite")
         try:
-            check_claims(state, plan)
+            if plan:
+                check_claims(state, plan)
             conserved = check_money(state)
         finally:
             state.close()

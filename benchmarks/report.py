@@ -9,10 +9,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def report(name: str, figures: dict[str, float], targets: dict[str, tuple[str, str]]) -> None:
-    """Print ``FIGURE name value unit target op-value`` lines and write the JSON."""
+    """Print ``FIGURE name value unit target op-value`` lines and write the JSON (only
+    when every figure was measured: a partial run leaves the last full one in place)."""
     print()
     for figure, (unit, target) in targets.items():
-        print(f"FIGURE {figure} {figures[figure]:.3f} {unit} target {target}")
+        if figure in figures:
+            print(f"FIGURE {figure} {figures[figure]:.3f} {unit} target {target}")
+    if set(targets) - set(figures):
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(
         json.dumps(
