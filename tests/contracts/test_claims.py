@@ -9,6 +9,7 @@ with carechain's identifiers; see testdata/claim-100150-carechain.json.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ import orjson
 import pytest
 
 from carechain.api.client import build_transaction
-from carechain.contracts.adjudication import FLAG_WORDS, RULE_WORDS
+from carechain.contracts.adjudication import FLAG_WORDS, RULE_WORDS, Line
 from carechain.errors import CertificateRevoked, UnknownSigner
 from carechain.identity.roles import Role
 from carechain.node.consortium import Consortium
@@ -58,6 +59,11 @@ def world(node: Node, member: Member) -> World:
 
 
 # -- from submission to payment, without a person -----------------------------------------
+
+
+def test_a_line_is_stored_with_every_field() -> None:
+    line = Line(2, "drug", "06901234567892", "2026-11-01", 1, 4590, None, "pk", "lot-9")
+    assert line.to_json() == dataclasses.asdict(line)
 
 
 def test_a_fhir_claim_goes_from_submission_to_payment(

@@ -87,6 +87,20 @@ class Line:
     pack: str | None = None  # the dispensed pack's key
     lot: str | None = None  # for a drug from stock bought before the trace rule
 
+    def to_json(self) -> dict[str, Any]:
+        """As the claim stores it (``dataclasses.asdict`` gives the same, slowly)."""
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "code": self.code,
+            "day": self.day,
+            "quantity": self.quantity,
+            "amount": self.amount,
+            "record": self.record,
+            "pack": self.pack,
+            "lot": self.lot,
+        }
+
 
 @dataclass
 class LineResult:

@@ -47,7 +47,6 @@ State (namespace ``claims``)::
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
 from typing import Any
 
 from carechain.contracts.adjudication import Line, adjudicate
@@ -327,7 +326,7 @@ class Claims(Contract):
             "coverage": coverage["id"],
             "fingerprint": fingerprint,
             "currency": ccy,
-            "lines": [asdict(line) for line in lines],
+            "lines": [line.to_json() for line in lines],
             "submitted": ctx.time_ms,
             "height": ctx.block.height,
             "txid": ctx.txid,

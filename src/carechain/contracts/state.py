@@ -43,6 +43,12 @@ class Overlay:
         """The keys of ``writes``, sorted: a scan bisects to its prefix instead of
         reading every write of the block (which made a block of n scanning
         transactions cost n squared)."""
+        self._read: dict[str, bytes | None] = {}
+        self._scanned: dict[tuple[str, int], list[tuple[str, bytes]]] = {}
+        """Over committed state (the block's overlay): what was read from it, found or
+        not. The committed view holds still while a block executes, and every write
+        lands in ``writes``, which is read first, so the block asks the store for each
+        key (or prefix) once."""
 
     def get(self, key: str) -> Any | None:
         entry = self.writes.get(key, _MISSING)
@@ -52,8 +58,10 @@ class Overlay:
             return None if entry is None else orjson.loads(entry)  # type: ignore[arg-type]
         if isinstance(self.parent, Overlay):
             return self.parent.get(key)
-        raw = self.parent.get(key)
-        return None if raw is None else orjson.loads(raw)
+        raw = self._read.get(key, _MISSING)
+        if raw is _MISSING:
+            raw = self._read[key] = self.parent.get(key)
+        return None if raw is None else orjson.loads(raw)  # type: ignore[arg-type]
 
     def put(self, key: str, value: Any) -> None:
         if not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
@@ -101,7 +109,10 @@ class Overlay:
         if isinstance(self.parent, Overlay):
             merged.update(self.parent.scan(prefix, wanted))
         else:
-            merged.update((k, orjson.loads(v)) for k, v in self.parent.scan(prefix, wanted))
+            rows = self._scanned.get((prefix, wanted))
+            if rows is None:
+                rows = self._scanned[(prefix, wanted)] = self.parent.scan(prefix, wanted)
+            merged.update((k, orjson.loads(v)) for k, v in rows)
         for key in own:
             entry = self.writes[key]
             if entry is None:
