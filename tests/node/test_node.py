@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from carechain.api.client import build_transaction
 from carechain.errors import (
     BadSignature,
     CertificateRevoked,
+    ConfigError,
     InvalidTransaction,
     Replayed,
     UnknownSigner,
@@ -357,3 +359,27 @@ def test_a_bad_batch_does_not_drop_the_good_block_built_before_it(
         assert n.state.height == 1, "the good block must still be persisted"
         assert isinstance(n.failure, BatchRejected)
         assert "orderer signature" in str(n.failure)
+
+
+def test_worker_processes_default_to_the_cores_and_are_bounded(node_dir: Path) -> None:
+    assert load_config(node_dir).verify_workers == max(1, min(os.cpu_count() or 1, 4))
+    toml = node_dir / "node.toml"
+    text = toml.read_text("utf-8")
+    toml.write_text("verify_workers = -1\n" + text, "utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(node_dir)
+    assert "verify_workers must be 0 to 64, got -1" in err.value.message
+
+
+def test_without_worker_processes_a_batch_is_decoded_in_place(
+    node_dir: Path, member: Member
+) -> None:
+    toml = node_dir / "node.toml"
+    toml.write_text("verify_workers = 0\n" + toml.read_text("utf-8"), "utf-8")
+    with Node(load_config(node_dir)) as running:
+        running.start()
+        txs = [anchor(member("pumch/dr-wang"), digest(900 + i)) for i in range(60)]
+        body = b'{"transactions":[' + b",".join(tx.wire_bytes() for tx in txs) + b"]}"
+        decoded = running.verifier.decode(body, 5000)
+        assert [tx.txid for tx in decoded] == [tx.txid for tx in txs]  # type: ignore[union-attr]
+        assert running.verifier._pool is None  # no process was started
