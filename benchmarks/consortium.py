@@ -31,7 +31,6 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -46,7 +45,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ledger_throughput import THREADS, client_process, percentile, presign  # noqa: E402
-from report import report  # noqa: E402
+from report import machine, report  # noqa: E402
 
 ORGS = ["pumch", "chaoyang-clinic", "yf-pharmacy"]
 
@@ -316,10 +315,7 @@ def main() -> int:
     from carechain.node.etcd_process import EtcdCluster
     from carechain.node.peers import Checkpoint  # noqa: F401 - fail early if the tree is broken
 
-    print(
-        f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}; 3 etcd members and 3 peers share it"
-    )
+    print(machine("; 3 etcd members and 3 peers share it"))
     work = Path(tempfile.mkdtemp(prefix="cc-consortium-"))
     figures: dict[str, float] = {}
     cluster = EtcdCluster(work / "etcd", members=3)

@@ -58,8 +58,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
-import platform
 import shutil
 import statistics
 import sys
@@ -91,7 +89,7 @@ from drugs_state import (  # noqa: E402
 )
 from ledger_throughput import percentile  # noqa: E402
 from records import NodeProcess  # noqa: E402
-from report import report  # noqa: E402
+from report import machine, report  # noqa: E402
 
 MAKER_MEMBER = "sinopharm-mfg/qa-01"
 DISTRIBUTOR_MEMBER = "jd-logistics/admin"
@@ -383,10 +381,7 @@ def main() -> int:
 
     from carechain.node.consortium import DEMO_CONSORTIUM, create_consortium
 
-    print(
-        f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}"
-    )
+    print(machine())
     figures: dict[str, float] = {}
     began = time.perf_counter()
     gs1_expiry, iso_expiry = expiry_in(730)

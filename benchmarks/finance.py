@@ -57,8 +57,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import multiprocessing as mp
-import os
-import platform
 import queue
 import random
 import secrets
@@ -117,7 +115,7 @@ from finance_state import (  # noqa: E402
     write_history,
 )
 from records import NodeProcess  # noqa: E402
-from report import report  # noqa: E402
+from report import machine, report  # noqa: E402
 
 BANK = "icbc/admin"
 PAYERS = (
@@ -671,10 +669,7 @@ def main() -> int:
     from carechain.ledger.statestore import StateStore
     from carechain.node.consortium import DEMO_CONSORTIUM, create_consortium
 
-    print(
-        f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}"
-    )
+    print(machine())
     began = time.perf_counter()
     figures: dict[str, float] = {}
     today = datetime.now(UTC).date()

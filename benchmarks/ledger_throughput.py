@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import platform
 import secrets
 import shutil
 import statistics
@@ -41,7 +40,7 @@ import threading
 import time
 from pathlib import Path
 
-from report import report
+from report import machine, report
 
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = int(os.environ.get("CC_BENCH_THREADS", "4"))
@@ -329,10 +328,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "src"))
     from carechain.node.consortium import DEMO_CONSORTIUM, create_consortium
 
-    print(
-        f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}"
-    )
+    print(machine())
     figures: dict[str, float] = {}
     work = Path(tempfile.mkdtemp(prefix="cc-bench-"))
     try:

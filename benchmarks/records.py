@@ -52,8 +52,6 @@ import argparse
 import http.client
 import json
 import multiprocessing as mp
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -70,7 +68,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from consent_state import bench_consent_checks  # noqa: E402
 from ledger_throughput import free_port, percentile, wait_healthy  # noqa: E402
-from report import report  # noqa: E402
+from report import machine, report  # noqa: E402
 
 PATIENT = "pumch:patient-7f3a9c"
 WRITER = "pumch/dr-wang"
@@ -429,10 +427,7 @@ def main() -> int:
 
     from carechain.node.consortium import DEMO_CONSORTIUM, create_consortium
 
-    print(
-        f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}"
-    )
+    print(machine())
     figures: dict[str, float] = {}
     began = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="cc-records-"))
