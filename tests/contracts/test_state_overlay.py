@@ -1,10 +1,12 @@
-"""A block's overlay answers scans exactly as a plain dict of its writes would.
+"""A block's overlay answers reads and scans exactly as a plain dict of its writes would.
 
 Scans bisect a sorted index of the keys written (a block of thousands of
 transactions that each scan must not cost thousands of passes over every
 write). Hypothesis drives random puts, deletes, nested transaction overlays
 that are folded in or dropped, over a real SQLite state store holding some
-committed rows, and compares every scan with the reference.
+committed rows, and compares every read and scan with the reference. The block's
+overlay keeps what it read from committed state (a block asks the store for each
+key or prefix once), so these checks also hold that cache to the reference.
 """
 
 from __future__ import annotations
@@ -83,4 +85,42 @@ def test_scans_agree_with_a_plain_dict(
             assert tx.scan(prefix, limit=1) == want[:1]
             committed = sorted((k, v) for k, v in reference.items() if k.startswith(prefix))
             assert block.scan(prefix) == committed
+        for key in [*KEYS, "c/none"]:
+            assert tx.get(key) == pending.get(key), (key, item)
+            assert block.get(key) == reference.get(key), (key, item)
+    store.close()
+
+
+class CountingStore:
+    """A committed view that counts how often each key and prefix is asked for."""
+
+    def __init__(self, view: LayeredView) -> None:
+        self.view = view
+        self.asked: dict[str, int] = {}
+
+    def get(self, key: str) -> bytes | None:
+        self.asked[key] = self.asked.get(key, 0) + 1
+        return self.view.get(key)
+
+    def scan(self, prefix: str, limit: int = -1, after: str = "") -> list[tuple[str, bytes]]:
+        self.asked["scan " + prefix] = self.asked.get("scan " + prefix, 0) + 1
+        return self.view.scan(prefix, limit, after)
+
+
+def test_a_block_asks_committed_state_for_each_key_once(tmp_path: Path) -> None:
+    store = committed_store(tmp_path)
+    counting = CountingStore(LayeredView(store, ()))
+    block = Overlay(counting)
+    for _ in range(3):  # three transactions reading the same keys, one writing them
+        tx = Overlay(block)
+        assert tx.get("c/a/1") == 100 and tx.get("c/none") is None
+        assert [k for k, _ in tx.scan("c/")] == ["c/a/1", "c/b/2"]
+        tx.fold_into_parent()
+    tx = Overlay(block)
+    tx.put("c/none", 5)
+    tx.delete("c/a/1")
+    tx.fold_into_parent()
+    assert block.get("c/none") == 5 and block.get("c/a/1") is None
+    assert [k for k, _ in Overlay(block).scan("c/")] == ["c/b/2", "c/none"]
+    assert counting.asked == {"c/a/1": 1, "c/none": 1, "scan c/": 1}
     store.close()
