@@ -37,6 +37,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from carechain.errors import StorageCorrupt
 
@@ -111,6 +112,16 @@ def _insert_rows(
         chunk = rows[start : start + per_chunk]
         sql = f"{statement} {','.join([group] * len(chunk))}"
         conn.execute(sql, [value for row in chunk for value in row])
+
+
+_IN_CHUNK = 500
+
+
+def _select_in(conn: sqlite3.Connection, sql: str, values: Sequence[object]) -> Iterator[Any]:
+    """Rows of ``sql`` (a SELECT ending ``IN ({})``) for ``values``, a chunk at a time."""
+    for start in range(0, len(values), _IN_CHUNK):
+        chunk = values[start : start + _IN_CHUNK]
+        yield from conn.execute(sql.format(",".join("?" * len(chunk))), chunk)
 
 
 class SqliteNodeStore:
@@ -319,17 +330,14 @@ class StateStore:
         for txid in txids:
             with contextlib.suppress(ValueError):
                 keys.append(bytes.fromhex(txid))
-        conn = self._reader()
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            rows = conn.execute(
-                "SELECT txs.txid, txs.height, txs.idx, txs.code FROM txids "
-                "JOIN txs ON txs.seq = txids.seq WHERE txids.txid IN "
-                f"({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            for txid, height, idx, code in rows:
-                found[bytes(txid).hex()] = (int(height), int(idx), str(code))
+        rows = _select_in(
+            self._reader(),
+            "SELECT txs.txid, txs.height, txs.idx, txs.code FROM txids "
+            "JOIN txs ON txs.seq = txids.seq WHERE txids.txid IN ({})",
+            keys,
+        )
+        for txid, height, idx, code in rows:
+            found[bytes(txid).hex()] = (int(height), int(idx), str(code))
         return found
 
     def nonce_txids(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -343,23 +351,13 @@ class StateStore:
         keys = list(by_key)
         conn = self._reader()
         seqs: dict[int, tuple[str, str]] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            rows = conn.execute(
-                f"SELECT key, seq FROM nonces WHERE key IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            for key, seq in rows:
-                seqs[int(seq)] = by_key[bytes(key)]
+        for key, seq in _select_in(conn, "SELECT key, seq FROM nonces WHERE key IN ({})", keys):
+            seqs[int(seq)] = by_key[bytes(key)]
         found: dict[tuple[str, str], str] = {}
-        found_seqs = list(seqs)
-        for start in range(0, len(found_seqs), 500):
-            part = found_seqs[start : start + 500]
-            rows = conn.execute(
-                f"SELECT seq, txid FROM txs WHERE seq IN ({','.join('?' * len(part))})", part
-            )
-            for seq, txid in rows:
-                found[seqs[int(seq)]] = bytes(txid).hex()
+        for seq, txid in _select_in(
+            conn, "SELECT seq, txid FROM txs WHERE seq IN ({})", list(seqs)
+        ):
+            found[seqs[int(seq)]] = bytes(txid).hex()
         return found
 
     def tree_node(self, level: int, index: int) -> bytes | None:
