@@ -276,7 +276,7 @@ def add_synthetic_packs(node_dir: Path, count: int, expiry: str, seed: int = 5) 
     dispensed = array("l")
     rows = 0
     conn = state._writer  # rows without a block: see the module docstring
-    insert = "INSERT INTO state VALUES (?, ?, ?)"
+    insert = "INSERT INTO state (key, value, height) VALUES (?, ?, ?)"
     try:
         for group in synthetic_groups(count, now_ms, expiry, seed):
             packs: list[tuple[str, bytes, int]] = []

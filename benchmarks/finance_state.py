@@ -602,7 +602,8 @@ def insert_rows(node_dir: Path, chunks: Iterator[list[tuple[str, bytes]]]) -> in
         for chunk in chunks:
             conn.execute("BEGIN")
             conn.executemany(
-                "INSERT INTO state VALUES (?, ?, ?)", [(k, v, height) for k, v in chunk]
+                "INSERT INTO state (key, value, height) VALUES (?, ?, ?)",
+                [(k, v, height) for k, v in chunk],
             )
             conn.execute("COMMIT")
             written += len(chunk)

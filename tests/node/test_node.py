@@ -195,11 +195,13 @@ def test_blocks_missing_from_state_are_replayed_on_start(
         assert n.tx_status(last.txid).code == "ok"
 
 
+@pytest.mark.parametrize("old_version", [1, 2])
 def test_state_store_in_an_older_layout_is_set_aside_and_rebuilt(
-    node_dir: Path, member: Member
+    node_dir: Path, member: Member, old_version: int
 ) -> None:
-    """A node upgraded over a data directory of layout 1 (text-keyed indexes)
-    rebuilds its state from the block store and keeps refusing used nonces."""
+    """A node upgraded over a data directory of an older layout (1: text-keyed
+    indexes; 2: state rows in a WITHOUT ROWID table) rebuilds its state from the
+    block store and keeps refusing used nonces."""
     import sqlite3
 
     doctor = member("pumch/dr-wang")
@@ -209,7 +211,7 @@ def test_state_store_in_an_older_layout_is_set_aside_and_rebuilt(
         committed = n.submit_one(first, wait_s=10)
         expected = (n.state.height, n.state.state_digest)
     conn = sqlite3.connect(node_dir / "state.sqlite")
-    conn.execute("PRAGMA user_version=1")
+    conn.execute(f"PRAGMA user_version={old_version}")
     conn.close()
     with Node(load_config(node_dir)) as n:
         assert (n.state.height, n.state.state_digest) == expected

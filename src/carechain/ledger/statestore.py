@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (
-    key TEXT PRIMARY KEY, value BLOB NOT NULL, height INTEGER NOT NULL) WITHOUT ROWID;
+    id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, value BLOB NOT NULL,
+    height INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS txs (
     seq INTEGER PRIMARY KEY, txid BLOB NOT NULL, height INTEGER NOT NULL,
     idx INTEGER NOT NULL, code TEXT NOT NULL);
@@ -60,8 +61,16 @@ CREATE TABLE IF NOT EXISTS tree_heads (
     sth BLOB NOT NULL);
 """
 
-SCHEMA_VERSION = 2
-"""``PRAGMA user_version`` of a store in this layout (1 was text-keyed indexes)."""
+SCHEMA_VERSION = 3
+"""``PRAGMA user_version`` of a store in this layout (1 was text-keyed indexes, 2 kept
+state rows in a WITHOUT ROWID table).
+
+State rows live in a rowid table with a unique index on the key, not a WITHOUT
+ROWID table: SQLite keeps a WITHOUT ROWID table's whole rows in its interior
+pages too, so kilobyte documents (a claim is about one) left some ten rows a
+page, a tree seven pages deep and an overflow page per document. The key index
+holds only keys; the rows' tree is keyed by small integers and new rows append
+at its end."""
 
 
 def nonce_key(signer: str, nonce: str) -> bytes:
@@ -96,12 +105,14 @@ def _insert_rows(
     conn: sqlite3.Connection,
     statement: str,
     rows: Sequence[tuple[object, ...]],
+    tail: str = "",
 ) -> None:
     """Run ``statement`` over many rows with few SQLite calls.
 
     One multi-row statement per chunk instead of ``executemany``: the sqlite3
     module releases the GIL around each call, so thousands of tiny calls make
-    the committer thread queue for the GIL thousands of times per block.
+    the committer thread queue for the GIL thousands of times per block. ``tail``
+    follows the rows (an ON CONFLICT clause).
     """
     if not rows:
         return
@@ -110,9 +121,12 @@ def _insert_rows(
     group = "(" + ",".join("?" * width) + ")"
     for start in range(0, len(rows), per_chunk):
         chunk = rows[start : start + per_chunk]
-        sql = f"{statement} {','.join([group] * len(chunk))}"
+        sql = f"{statement} {','.join([group] * len(chunk))}{tail}"
         conn.execute(sql, [value for row in chunk for value in row])
 
+
+_UPSERT = " ON CONFLICT (key) DO UPDATE SET value = excluded.value, height = excluded.height"
+"""Writes a key in place: its row keeps its id (INSERT OR REPLACE would move it)."""
 
 _IN_CHUNK = 500
 
@@ -391,7 +405,7 @@ class StateStore:
         try:
             upserts = [(k, v, block.height) for k, v in block.writes if v is not None]
             deletes = [(k,) for k, v in block.writes if v is None]
-            _insert_rows(conn, "INSERT OR REPLACE INTO state VALUES", upserts)
+            _insert_rows(conn, "INSERT INTO state (key, value, height) VALUES", upserts, _UPSERT)
             if deletes:  # rare: an executemany is fine
                 conn.executemany("DELETE FROM state WHERE key = ?", deletes)
             first = block.tree_size - len(block.txs)  # leaf index of the block's first tx
