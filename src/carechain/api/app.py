@@ -148,7 +148,7 @@ def create_app(node: Node) -> FastAPI:
         """
         body = await request.body()
 
-        def process() -> dict[str, Any]:
+        def process() -> ORJSONResponse:
             decoded = node.verifier.decode(body, MAX_BATCH)
             results: list[dict[str, Any]] = [{} for _ in decoded]
             txs, slots = [], []
@@ -169,7 +169,9 @@ def create_app(node: Node) -> FastAPI:
             if wait:
                 for slot, status in zip(accepted, node.settle(events, timeout), strict=True):
                     results[slot] = status.to_json()
-            return {"results": results}
+            # A response, not a dict: FastAPI would run its jsonable_encoder over
+            # every field of every result first (2.7 ms for 250 results).
+            return ORJSONResponse({"results": results})
 
         return await run_in_threadpool(process)
 
