@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carechain.ledger.statestore import SCHEMA_VERSION, BlockWrites, StateStore
+from carechain.ledger.statestore import SCHEMA_VERSION, BlockWrites, StateStore, nonce_key
+from carechain.ledger.transaction import new_nonce
 
 KEYS = [f"claims/{a}/{b}" for a in ("claim", "line", "pack") for b in ("1", "2", "10", "2/x")]
 
@@ -24,14 +25,22 @@ block_writes = st.dictionaries(
 )
 
 
-def writes_at(height: int, writes: list[tuple[str, bytes | None]]) -> BlockWrites:
+def writes_at(
+    height: int,
+    writes: list[tuple[str, bytes | None]],
+    nonces: list[tuple[str, str, str]] | None = None,
+    before: int = 0,
+) -> BlockWrites:
+    """A block of ``writes``; ``nonces`` (signer, nonce, txid) are its transactions',
+    after ``before`` transactions in earlier blocks."""
+    nonces = nonces or []
     return BlockWrites(
         height=height,
         writes=writes,
-        txs=[],
-        nonces=[],
+        txs=[(txid, i, "ok") for i, (_, _, txid) in enumerate(nonces)],
+        nonces=nonces,
         tree_nodes=[],
-        tree_size=0,
+        tree_size=before + len(nonces),
         tree_head=(b"\x00" * 32, b""),
         block_hash=f"{height:064x}",
         state_digest="00" * 32,
@@ -118,3 +127,39 @@ def test_a_key_written_again_keeps_its_row(tmp_path: Path) -> None:
     finally:
         conn.close()
     assert rows == [(1, "a/1", 1), (3, "a/3", 1)]
+
+
+SIGNERS = ["ab" * 32, "ab" * 31 + "ac", "00" * 32]
+NONCE_TEXT = st.text(alphabet="abcXYZ019_.:-", min_size=1, max_size=12)
+
+
+@given(
+    a=st.tuples(st.sampled_from(SIGNERS), NONCE_TEXT),
+    b=st.tuples(st.sampled_from(SIGNERS), NONCE_TEXT),
+)
+def test_nonce_keys_are_one_to_one_and_keep_a_signers_nonces_in_order(
+    a: tuple[str, str], b: tuple[str, str]
+) -> None:
+    assert (nonce_key(*a) == nonce_key(*b)) == (a == b)
+    if a[0] == b[0]:  # one signer's keys sort as its nonces do
+        assert (nonce_key(*a) < nonce_key(*b)) == (a[1] < b[1])
+    else:  # and stay apart from every other signer's
+        assert (nonce_key(*a) < nonce_key(*b)) == (a[0] < b[0])
+
+
+def test_used_nonces_are_found_with_the_transaction_that_used_them(tmp_path: Path) -> None:
+    """Growing nonces (this package's clients') and random ones (any other client's)
+    are both found, across blocks, with the first transaction that used them."""
+    store = StateStore(tmp_path / "state.sqlite")
+    grown = [(SIGNERS[i % 3], new_nonce(), f"{i:064x}") for i in range(300)]
+    random = [(SIGNERS[0], f"r-{i * 7919 % 1000:03d}", f"{1000 + i:064x}") for i in range(50)]
+    try:
+        store.commit_block(writes_at(0, [], grown[:200]))
+        store.commit_block(writes_at(1, [], grown[200:] + random, before=200))
+        pairs = [(s, n) for s, n, _ in grown + random]
+        assert store.nonce_txids([*pairs, (SIGNERS[1], "never-used")]) == {
+            (s, n): txid for s, n, txid in grown + random
+        }
+        assert store.nonce_txids([(SIGNERS[2], grown[0][1])]) == {}  # another signer's
+    finally:
+        store.close()

@@ -36,6 +36,7 @@ from carechain.ledger.transaction import (
     decode_batch,
     decode_envelope,
     decode_envelope_bytes,
+    new_nonce,
     sign_transaction,
 )
 
@@ -619,3 +620,16 @@ def test_a_batch_that_is_unusable_as_a_whole_is_refused(
     with pytest.raises(error) as err:
         decode_batch(body, max_batch=10)
     assert type(err.value) is error and words in err.value.message
+
+
+# -- nonces -------------------------------------------------------------------
+
+
+def test_new_nonces_grow_and_are_nonces_a_body_accepts(seeds: dict[Fingerprint, bytes]) -> None:
+    """Each nonce sorts after the one before (so the node's nonce index appends), keeps
+    its prefix, and signs and decodes as a body's nonce."""
+    made = [new_nonce("access-") for _ in range(2000)]
+    assert made == sorted(made) and len(set(made)) == len(made)
+    assert all(n.startswith("access-") and len(n) == len("access-") + 24 for n in made)
+    tx = sign_transaction(make_body(nonce=new_nonce(), cosigners=()), {SIGNER: seeds[SIGNER]})
+    assert decode_envelope_bytes(tx.wire_bytes()).body.nonce == tx.body.nonce

@@ -23,6 +23,7 @@ from carechain.ledger.transaction import (
     Fingerprint,
     SignedTransaction,
     Transaction,
+    new_nonce,
     sign_transaction,
 )
 from carechain.standards.fhir import RECORD_TYPES, parse_bundle, parse_resource
@@ -56,7 +57,7 @@ def build_transaction(
         method=method,
         args=args,
         signer=Fingerprint(creds.fingerprint),
-        nonce=nonce or secrets.token_hex(12),
+        nonce=nonce or new_nonce(),
         timestamp_ms=int(time.time() * 1000),
         cosigners=tuple(Fingerprint(c) for c in cosigners),
     )

@@ -12,15 +12,18 @@ Tables::
     state       key -> canonical JSON value, height that last wrote it
     txs         leaf index in the ledger tree -> txid, height, index, status code
     txids       txid -> leaf index of its first occurrence
-    nonces      SHA-256 of (signer, nonce) -> leaf index of the transaction that used it
+    nonces      signer fingerprint + nonce -> leaf index of the transaction that used it
     tree_nodes  (level, index) -> hash: perfect subtrees of the ledger tree
     tree_heads  height -> tree size, root and this node's signed tree head
 
-Transaction ids and nonces are random, so every insert into their indexes
-lands on a random page, and SQLite writes each page it dirties to the WAL
-whole. The indexes are therefore kept as small as they can be (32-byte binary
-keys and an integer), and everything else about a transaction lives in
-``txs``, which only ever grows at its end.
+Transaction ids are random, so every insert into their index lands on a
+random page, and SQLite writes each page it dirties to the WAL whole. The index
+is therefore kept as small as it can be (32-byte binary keys and an integer),
+and everything else about a transaction lives in ``txs``, which only ever grows
+at its end. Nonces are indexed under their signer, in nonce order: the nonces
+this package's clients make grow with time (``ledger.transaction.new_nonce``),
+so a block's nonces land at the ends of a few signers' runs of keys, not on a
+random page each (a client's random nonces still work, at that cost).
 
 Readers on other threads use their own connections (WAL lets them read while
 the committer writes); the committer owns the writer connection.
@@ -29,7 +32,6 @@ the committer writes); the committer owns the writer connection.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import sqlite3
@@ -63,7 +65,7 @@ CREATE TABLE IF NOT EXISTS tree_heads (
 
 SCHEMA_VERSION = 3
 """``PRAGMA user_version`` of a store in this layout (1 was text-keyed indexes, 2 kept
-state rows in a WITHOUT ROWID table).
+state rows in a WITHOUT ROWID table and nonces under their SHA-256).
 
 State rows live in a rowid table with a unique index on the key, not a WITHOUT
 ROWID table: SQLite keeps a WITHOUT ROWID table's whole rows in its interior
@@ -74,8 +76,10 @@ at its end."""
 
 
 def nonce_key(signer: str, nonce: str) -> bytes:
-    """Index key of a (signer, nonce) pair: SHA-256, so every key is 32 bytes."""
-    return hashlib.sha256(f"{signer}\x00{nonce}".encode()).digest()
+    """Index key of a (signer, nonce) pair: the signer's fingerprint (32 bytes), then
+    the nonce (ASCII, as the body's rules allow). The fixed-length prefix makes the
+    key one-to-one; a signer's nonces sort together and in nonce order."""
+    return bytes.fromhex(signer) + nonce.encode("ascii")
 
 
 @dataclass

@@ -25,6 +25,8 @@ import base64
 import binascii
 import copy
 import re
+import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any, NewType
 
@@ -121,6 +123,15 @@ class SignedTransaction:
         wire = b'{"body":' + self.body_bytes + b',"signatures":' + signatures + b"}"
         object.__setattr__(self, "_wire", wire)
         return wire
+
+
+def new_nonce(prefix: str = "") -> str:
+    """A fresh nonce for a transaction: ``prefix``, the time in nanoseconds (16 hex
+    digits) and 32 random bits. A signer's nonces then grow, so the node's nonce
+    index (keyed by signer, then nonce) takes each block's at the end of the
+    signer's run of keys instead of one random page per transaction. Any nonce the
+    body's rules allow is accepted; this is only the cheapest kind to index."""
+    return f"{prefix}{time.time_ns():016x}{secrets.token_hex(4)}"
 
 
 def compute_txid(body_bytes: bytes, suite: CryptoSuite = DEFAULT) -> TxId:

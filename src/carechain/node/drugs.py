@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import threading
 import time
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from carechain.contracts.consent import patient_id_of
 from carechain.contracts.drugs import VERDICTS, holder, pack_of, verdict
 from carechain.contracts.membership import MemberRecord
 from carechain.errors import CarechainError, ContractError, InvalidInput, NotFound
-from carechain.ledger.transaction import Transaction, sign_transaction
+from carechain.ledger.transaction import Transaction, new_nonce, sign_transaction
 from carechain.standards.epcis import CustodyEvent
 from carechain.standards.gs1 import PackId
 
@@ -104,7 +103,7 @@ class DrugService:
             method="verify",
             args={"code": pack, "public": True},
             signer=self.node.peer_fp,
-            nonce=f"scan-{secrets.token_hex(12)}",
+            nonce=new_nonce("scan-"),
             timestamp_ms=now,
         )
         tx = sign_transaction(body, {self.node.peer_fp: self.node.peer_key}, self.node.suite)

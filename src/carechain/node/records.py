@@ -34,7 +34,6 @@ import base64
 import hashlib
 import logging
 import re
-import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,7 +65,7 @@ from carechain.errors import (
 from carechain.identity.requests import HEADER_NONCE, HEADER_SIGNATURE, HEADER_SIGNER, HEADER_TIME
 from carechain.identity.roles import OrgType, Role
 from carechain.ledger.block import Block
-from carechain.ledger.transaction import SignedTransaction, Transaction, sign_transaction
+from carechain.ledger.transaction import SignedTransaction, Transaction, new_nonce, sign_transaction
 from carechain.node.fhircheck import FhirChecker
 from carechain.node.remote import Custodians, Relayed, Unreachable, vault_statement
 from carechain.standards.fhir import make_bundle
@@ -337,7 +336,7 @@ class RecordService:
             method="access",
             args=args,
             signer=self.node.peer_fp,
-            nonce=f"access-{secrets.token_hex(12)}",
+            nonce=new_nonce("access-"),
             timestamp_ms=int(time.time() * 1000),
         )
         tx = sign_transaction(body, {self.node.peer_fp: self.node.peer_key}, self.node.suite)
