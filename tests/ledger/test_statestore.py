@@ -15,7 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carechain.ledger.statestore import SCHEMA_VERSION, BlockWrites, StateStore, nonce_key
+from carechain.ledger.statestore import (
+    MMAP_BYTES,
+    SCHEMA_VERSION,
+    BlockWrites,
+    StateStore,
+    nonce_key,
+)
 from carechain.ledger.transaction import new_nonce
 
 KEYS = [f"claims/{a}/{b}" for a in ("claim", "line", "pack") for b in ("1", "2", "10", "2/x")]
@@ -161,5 +167,22 @@ def test_used_nonces_are_found_with_the_transaction_that_used_them(tmp_path: Pat
             (s, n): txid for s, n, txid in grown + random
         }
         assert store.nonce_txids([(SIGNERS[2], grown[0][1])]) == {}  # another signer's
+    finally:
+        store.close()
+
+
+def test_every_connection_maps_as_much_of_the_file_as_sqlite_allows(tmp_path: Path) -> None:
+    """A reader's page cache is dropped at every block, so mapped pages (read with no
+    system call) are what keeps a big store's reads cheap: as many as the build maps."""
+    probe = sqlite3.connect(tmp_path / "probe.sqlite")
+    try:
+        (cap,) = probe.execute(f"PRAGMA mmap_size={2**40}").fetchone()
+    finally:
+        probe.close()
+    store = StateStore(tmp_path / "state.sqlite")
+    try:
+        for conn in (store._writer, store._reader()):
+            (mapped,) = conn.execute("PRAGMA mmap_size").fetchone()
+            assert mapped == min(cap, MMAP_BYTES) > 1 << 30
     finally:
         store.close()

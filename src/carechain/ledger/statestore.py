@@ -101,6 +101,9 @@ class BlockWrites:
     tree_nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
 
 
+MMAP_BYTES = 0x7FFF0000
+"""SQLite's default SQLITE_MAX_MMAP_SIZE: a larger request is cut to the build's cap."""
+
 _MAX_PARAMETERS = 30_000
 """Below SQLite's default limit of 32,766 bound parameters per statement."""
 
@@ -204,7 +207,10 @@ class StateStore:
         conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages per connection
         # Checkpoint less often: a page dirtied by many blocks is copied once.
         conn.execute("PRAGMA wal_autocheckpoint=16384")
-        conn.execute("PRAGMA mmap_size=1073741824")
+        # Map as much of the file as SQLite will (builds cap it; Debian's at 2 GiB):
+        # reading a mapped page takes no system call, and a reader's page cache
+        # is dropped at every block another connection commits.
+        conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         return conn
 
     def _outdated(self) -> bool:
