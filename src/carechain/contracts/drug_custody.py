@@ -57,6 +57,12 @@ def item_key(code: Any) -> str:
     return f"pack/{pack_of(code).key}"
 
 
+def stored_key(name: str) -> str:
+    """The state key of a unit or pack as state lists them (an SSCC's 18 digits, or a
+    pack key): ``unit/<sscc>`` or ``pack/<key>``."""
+    return f"unit/{name}" if name.isdigit() else f"pack/{name}"
+
+
 class Custody(Licensing):
     """Events, custody checks and shipments of the drugs contract."""
 
@@ -156,7 +162,7 @@ class Custody(Licensing):
         if shipment["status"] != "shipped":
             raise ContractError(f"shipment {shipment_id} is already {shipment['status']}")
         for item in shipment["items"]:
-            key = f"unit/{item}" if item.isdigit() else f"pack/{item}"
+            key = stored_key(item)
             doc = self._must(ctx, key)
             ctx.put(key, dict(doc, owner=ctx.caller.org_id, transit=None))
             self._event(
@@ -192,7 +198,7 @@ class Custody(Licensing):
         if shipment["status"] != "shipped":
             raise ContractError(f"shipment {shipment_id} is already {shipment['status']}")
         for item in shipment["items"]:
-            key = f"unit/{item}" if item.isdigit() else f"pack/{item}"
+            key = stored_key(item)
             doc = self._must(ctx, key)
             ctx.put(key, dict(doc, transit=None))
             self._event(

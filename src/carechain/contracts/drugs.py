@@ -53,6 +53,7 @@ from carechain.contracts.drug_custody import (
     item_key,
     pack_of,
     sscc_of,
+    stored_key,
 )
 from carechain.contracts.drug_licences import LICENSORS, WITHDRAW_REASONS, licence_of
 from carechain.contracts.records import patient_exists
@@ -338,7 +339,7 @@ class Drugs(Custody):
         parent = sscc_of(args.text("parent", max_length=30))
         unit = self._owned_top(ctx, f"unit/{parent}", f"unit {parent}")
         for child in unit["children"]:
-            key = f"unit/{child}" if child.isdigit() else f"pack/{child}"
+            key = stored_key(child)
             doc = self._must(ctx, key)
             ctx.put(key, dict(doc, parent=None, owner=unit["owner"], transit=None))
             self._event(ctx, child, "DELETE", biz_step="unpacking", parent=parent)
