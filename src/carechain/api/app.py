@@ -22,6 +22,9 @@ from carechain.api.claims import add_claim_routes
 from carechain.api.drugs import add_drug_routes
 from carechain.api.payments import add_payment_routes
 from carechain.api.records import add_record_routes
+from carechain.api.web.logins import WebLogins
+from carechain.api.web.pages import add_web_routes
+from carechain.api.web.sessions import Sessions
 from carechain.contracts.membership import MemberRecord
 from carechain.crypto.canonical import parse_json
 from carechain.errors import CarechainError, InvalidInput, NotFound, Oversize
@@ -115,6 +118,7 @@ def create_app(node: Node) -> FastAPI:
     add_drug_routes(app, node, member)
     add_payment_routes(app, node, member)
     add_claim_routes(app, node, member)
+    add_web_routes(app, node, WebLogins(node.config.data_dir), Sessions())
 
     # -- transactions ------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from carechain.cli import (
     tx,
     up,
     verify,
+    web,
 )
 from carechain.cli.members import identity_app, org_app
 from carechain.cli.records import records_app
@@ -45,6 +46,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(drugs.app, name="drugs")
 app.add_typer(payments.app, name="pay")
 app.add_typer(claims.app, name="claims")
+app.add_typer(web.app, name="web")
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""The web pages people log into (server-rendered) and their logins."""
