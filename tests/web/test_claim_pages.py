@@ -172,3 +172,30 @@ def test_others_are_refused_and_bad_input_is_named(web: Web, world: World, node:
     expect(desk.page.locator("#notice")).to_have_text("您已退出。")
     desk.page.goto(desk.url + "/web/queue")
     expect(desk.page).to_have_url(re.compile(r"/web/login"))
+
+
+def test_a_claim_approved_while_the_insurer_is_short_is_paid_from_the_page(
+    web: Web, world: World, node: Node, member: Member
+) -> None:
+    ok(send(node, member("bj-nhsa/admin"), "payments", "transfer",
+            {"to": "icbc", "currency": "CNY", "amount": balance(node, "bj-nhsa")}))  # fmt: skip
+    claim_id, status = world.claim(HOSPITAL_DESK, [service(record=world.record())])
+    ok(status)
+    assert claim_doc(node, claim_id)["payment"]["status"] == "awaiting_funds"
+    desk = web("claims", "bj-nhsa/claims-01")
+    desk.log_in(f"/web/claims/{claim_id}?lang=en")
+    page = desk.page
+    expect(page.locator("#status")).to_have_text("approved, awaiting payment")
+    expect(page.locator("#payment")).to_have_text("waiting for money in the insurer's account")
+    # Still short: the contract says so and nothing moves.
+    page.click("#settle")
+    expect(page.locator("#error")).to_contain_text("insufficient funds")
+    assert claim_doc(node, claim_id)["status"] == "approved"
+    ok(send(node, member(BANK), "payments", "issue",
+            {"to": "bj-nhsa", "currency": "CNY", "amount": 100_000}))  # fmt: skip
+    page.goto(desk.url + f"/web/claims/{claim_id}")
+    page.click("#settle")
+    expect(page.locator("#notice")).to_have_text("Paid.")
+    expect(page.locator("#status")).to_have_text("paid")
+    expect(page.locator("#payment")).to_have_text("paid · 94.90 CNY")
+    assert balance(node, "bj-nhsa") == 100_000 - 9_490

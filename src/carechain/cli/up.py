@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from carechain.cli.common import friendly
+from carechain.cli.demo import DEMO_FILE, create_demo_logins, seed_demo
 from carechain.node.consortium import DEMO_CONSORTIUM, create_consortium
 
 COLLECTOR_THRESHOLDS = (50_000, 20, 100)
@@ -55,11 +56,14 @@ def up(
     from carechain.node.config import load_config
     from carechain.node.node import Node
 
+    fresh = False
+    root = data or Path(".carechain")
     if demo:
-        root = data or Path(".carechain")
         node_dir = root / "node"
         if not (node_dir / "node.toml").exists():
             create_consortium(DEMO_CONSORTIUM, root)
+            create_demo_logins(root, node_dir)
+            fresh = True
             typer.echo(f"created the demo consortium in {root}")
         typer.echo(f"member identities (use with --as): {root / 'orgs'}/<org>/members/<member>")
     else:
@@ -72,13 +76,22 @@ def up(
     config = load_config(node_dir)
     node = Node(config)
     node.start()
+    if fresh:
+        claims = seed_demo(node, root)
+        typer.echo(f"demo claims: {claims[0]} (paid), {claims[1]} (in the insurer's review queue)")
     tune_collector()
     bind_host = host or config.api_host
     bind_port = port or config.api_port
     typer.echo(
         f"carechain node: chain {config.chain!r} at height {node.state.height}; "
-        f"REST API on http://{bind_host}:{bind_port} (OpenAPI at /docs)"
+        f"REST API on http://{bind_host}:{bind_port} (OpenAPI at /docs); "
+        f"web pages on http://{bind_host}:{bind_port}/web/"
     )
+    if demo and (root / DEMO_FILE).exists():
+        typer.echo(
+            f"demo web logins and passwords: {root / DEMO_FILE}; "
+            f"a login's one-time code: carechain web demo-code NAME --data {root}"
+        )
     try:
         uvicorn.run(create_app(node), host=bind_host, port=bind_port, log_level="warning")
     finally:

@@ -18,6 +18,7 @@ import typer
 
 from carechain.api.web.logins import WebLogins, check_name, check_password, totp_code
 from carechain.cli.common import IdentityOption, fail, friendly
+from carechain.cli.demo import DEMO_FILE
 from carechain.identity.wallet import load_credentials
 
 app = typer.Typer(
@@ -30,7 +31,6 @@ DataOption = Annotated[
     typer.Option("--data", "-d", help="The node's data directory (where its node.toml is)."),
 ]
 NameArgument = Annotated[str, typer.Argument(metavar="NAME", help="Login name.")]
-DEMO_FILE = "web-logins-demo.json"
 
 
 def _logins(data: Path) -> WebLogins:

@@ -2,9 +2,12 @@
 
 - Everyone: log in with a password and a one-time code (``logins.py``), log out.
 - A patient: their claims from submission to payment, each claim's lines with the
-  rule that decided each one, paying a co-pay; their accounts and recent entries.
+  rule that decided each one, paying a co-pay; their accounts and recent entries;
+  an instalment plan a bank offers them (accept or decline), its schedule, whether it
+  is late or paid off, and paying the next instalment.
 - An insurer's claims desk: the review queue with the reasons each claim was
-  flagged, approving (paid in the same block) or denying with a note.
+  flagged, approving (paid in the same block) or denying with a note; paying an
+  approved claim that waited for money in the insurer's account.
 - A provider's billing desk, regulators and auditors: any claim they may see, by id.
 - An organisation's admins, staff and auditors: its accounts.
 
@@ -33,6 +36,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from carechain.api.client import build_transaction
 from carechain.api.web.logins import WebLogins
@@ -53,6 +57,7 @@ MAX_FIELDS = 20
 STATEMENT_LINES = 10
 LANG_COOKIE = "cc_lang"
 _CLAIM_ID = re.compile(r"clm-[0-9a-f]{24}")
+_PLAN_ID = re.compile(r"plan-[0-9a-f]{24}")
 _STATIC = Path(__file__).parent / "static"
 PROVIDERS = {OrgType.HOSPITAL, OrgType.CLINIC, OrgType.PHARMACY}
 HEADERS = {
@@ -133,6 +138,16 @@ def when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def ref(value: object) -> Markup:
+    """A value from the chain as code; a claim or plan id as a link to its page."""
+    text = str(value)
+    if _CLAIM_ID.fullmatch(text):
+        return Markup('<a href="/web/claims/{0}"><code>{0}</code></a>').format(text)
+    if _PLAN_ID.fullmatch(text):
+        return Markup('<a href="/web/plans/{0}"><code>{0}</code></a>').format(text)
+    return Markup("<code>{0}</code>").format(text)
+
+
 def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessions) -> None:
     router = APIRouter(prefix="/web", include_in_schema=False)
     claims, payments = ClaimService(node), PaymentService(node)
@@ -155,6 +170,7 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
             csrf=viewer.session.csrf if viewer else "",
             nav=viewer.nav() if viewer else [],
             when=when,
+            ref=ref,
             # The language links reload this page; after a form, the home page.
             here=request.url.path if request.method == "GET" else "/web/",
             **context,
@@ -168,7 +184,7 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
     def viewer_of(request: Request) -> Viewer:
         token = request.cookies.get(COOKIE)
         session = sessions.get(token)
-        path = request.url.path
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         if session is None:
             raise LoginNeeded(path, ended=bool(token))
         member = node.member(session.creds.fingerprint)
@@ -239,9 +255,16 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
             raise InvalidInput(f"{text[:40]!r} is not a claim id (clm- and 24 hex digits)")
         return text
 
-    async def sign_and_commit(viewer: Viewer, method: str, args: dict[str, Any]) -> None:
-        """Commit ``claims.method`` signed by the logged-in person; a refusal is raised."""
-        tx = build_transaction(viewer.session.creds, node.chain, "claims", method, args)
+    def plan_id_of(text: str) -> str:
+        if not _PLAN_ID.fullmatch(text):
+            raise InvalidInput(f"{text[:40]!r} is not a plan id (plan- and 24 hex digits)")
+        return text
+
+    async def sign_and_commit(
+        viewer: Viewer, contract: str, method: str, args: dict[str, Any]
+    ) -> None:
+        """Commit ``contract.method`` signed by the logged-in person; a refusal is raised."""
+        tx = build_transaction(viewer.session.creds, node.chain, contract, method, args)
         status = await run_in_threadpool(node.submit_one, tx, 10.0)
         if status.status != "committed":
             error = CarechainError("the chain did not commit this within 10 s; look again soon")
@@ -319,8 +342,10 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
 
     @router.get("/find")
     @page
-    async def find(request: Request, claim: str = "") -> Response:
+    async def find(request: Request, claim: str = "", plan: str = "") -> Response:
         viewer_of(request)
+        if plan:
+            return RedirectResponse(f"/web/plans/{plan_id_of(plan.strip())}", status_code=303)
         return RedirectResponse(f"/web/claims/{claim_id_of(claim.strip())}", status_code=303)
 
     @router.get("/claims")
@@ -369,7 +394,13 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
         t, ccy = viewer.words, doc["currency"]
         results = {r["seq"]: r for r in doc["adjudication"]["lines"]}
         copay = doc.get("copay") or {}
-        notices = {"approved": "done_approved", "denied": "done_denied", "copay": "done_copay"}
+        notices = {
+            "approved": "done_approved",
+            "denied": "done_denied",
+            "copay": "done_copay",
+            "settled": "done_settled",
+        }
+        desk = viewer.member.role in DESK and sees_org(viewer.member, doc["insurer"])
         return render(
             request,
             "claim.html",
@@ -381,9 +412,10 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
             is_patient=viewer.is_patient,
             can_pay=viewer.is_patient and copay.get("status") == "requested",
             copay_due=format_amount(copay.get("amount", 0), ccy),
-            can_review=doc["status"] == "review"
-            and viewer.member.role in DESK
-            and sees_org(viewer.member, doc["insurer"]),
+            can_review=desk and doc["status"] == "review",
+            can_settle=desk
+            and doc["status"] == "approved"
+            and (doc.get("payment") or {}).get("status") == "awaiting_funds",
             notice=t[notices[done]] if done in notices else "",
         )
 
@@ -408,16 +440,24 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
         if len(note) > 500:
             raise InvalidInput(f"the note is {len(note)} characters; at most 500")
         args = {"claim": claim_id_of(claim_id), "decision": decision, "note": note}
-        await sign_and_commit(viewer, "review", args)
+        await sign_and_commit(viewer, "claims", "review", args)
         done = "approved" if decision == "approve" else "denied"
         return RedirectResponse(f"/web/claims/{claim_id}?done={done}", status_code=303)
+
+    @router.post("/claims/{claim_id}/settle")
+    @page
+    async def settle(request: Request, claim_id: str) -> Response:
+        viewer = viewer_of(request)
+        await form_of(request, viewer)
+        await sign_and_commit(viewer, "claims", "settle", {"claim": claim_id_of(claim_id)})
+        return RedirectResponse(f"/web/claims/{claim_id}?done=settled", status_code=303)
 
     @router.post("/claims/{claim_id}/copay")
     @page
     async def pay_copay(request: Request, claim_id: str) -> Response:
         viewer = viewer_of(request)
         await form_of(request, viewer)
-        await sign_and_commit(viewer, "pay_copay", {"claim": claim_id_of(claim_id)})
+        await sign_and_commit(viewer, "claims", "pay_copay", {"claim": claim_id_of(claim_id)})
         return RedirectResponse(f"/web/claims/{claim_id}?done=copay", status_code=303)
 
     @router.get("/accounts")
@@ -437,8 +477,53 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
             )
             account["entries"] = list(reversed(lines["entries"]))
         return render(
-            request, "accounts.html", viewer.words, viewer, owner=owner, accounts=found["accounts"]
+            request,
+            "accounts.html",
+            viewer.words,
+            viewer,
+            owner=owner,
+            accounts=found["accounts"],
+            is_patient=viewer.is_patient,
         )
+
+    @router.get("/plans/{plan_id}")
+    @page
+    async def plan(request: Request, plan_id: str, done: str = "") -> Response:
+        viewer = viewer_of(request)
+        doc = await run_in_threadpool(payments.plan, viewer.member, plan_id_of(plan_id))
+        t, ccy = viewer.words, doc["currency"]
+        notices = {"accept": "done_accept", "decline": "done_decline", "pay": "done_instalment"}
+        return render(
+            request,
+            "plan.html",
+            t,
+            viewer,
+            p=doc,
+            money=lambda minor: format_amount(minor, ccy),
+            now=payments.now_ms(),
+            is_patient=viewer.is_patient,
+            notice=t[notices[done]] if done in notices else "",
+        )
+
+    @router.post("/plans/{plan_id}/answer")
+    @page
+    async def answer_plan(request: Request, plan_id: str) -> Response:
+        viewer = viewer_of(request)
+        answer = (await form_of(request, viewer)).get("answer", "")
+        if answer not in ("accept", "decline"):
+            raise InvalidInput("answer accept or decline")
+        args = {"plan": plan_id_of(plan_id)}
+        await sign_and_commit(viewer, "payments", f"{answer}_plan", args)
+        return RedirectResponse(f"/web/plans/{plan_id}?done={answer}", status_code=303)
+
+    @router.post("/plans/{plan_id}/pay")
+    @page
+    async def pay_instalment(request: Request, plan_id: str) -> Response:
+        viewer = viewer_of(request)
+        await form_of(request, viewer)
+        args = {"plan": plan_id_of(plan_id)}
+        await sign_and_commit(viewer, "payments", "pay_instalment", args)
+        return RedirectResponse(f"/web/plans/{plan_id}?done=pay", status_code=303)
 
     app.include_router(router)
 

@@ -45,6 +45,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "patient_share": ("个人自付", "You pay"),
     "patient_share_desk": ("患者自付", "Patient pays"),
     "copay": ("自付款", "Co-pay"),
+    "payment": ("保险支付状态", "Insurer's payment"),
     "no_claims": ("暂无理赔。", "No claims yet."),
     "queue_empty": ("没有待审核的理赔。", "No claims are waiting for review."),
     "lines": ("明细", "Lines"),
@@ -69,6 +70,12 @@ _WORDS: dict[str, tuple[str, str]] = {
     "deny": ("拒付", "Deny"),
     "review_note": ("审核意见(必填)", "Review note (required)"),
     "pay_copay": ("支付自付款", "Pay co-pay"),
+    "settle": ("立即支付", "Pay now"),
+    "settle_help": (
+        "此理赔已批准,但当时保险方账户余额不足。应付:",
+        "This claim was approved while the insurer's account was short. To pay:",
+    ),
+    "done_settled": ("已支付。", "Paid."),
     "copay_due": ("待支付自付款:", "Co-pay due:"),
     "fhir": ("FHIR ClaimResponse", "FHIR ClaimResponse"),
     "done_approved": ("已批准,保险方已付款。", "Approved; the insurer has paid."),
@@ -96,6 +103,27 @@ _WORDS: dict[str, tuple[str, str]] = {
     "drug": ("药品", "Drug"),
     "pack": ("追溯码", "Pack"),
     "record": ("病历指纹", "Record"),
+    "plan": ("分期付款计划", "Instalment plan"),
+    "open_plan": ("查找分期计划", "Open a plan"),
+    "plan_id": ("计划编号", "Plan id"),
+    "bank": ("银行", "Bank"),
+    "principal": ("本金", "Principal"),
+    "rate": ("年利率", "Yearly rate"),
+    "remaining": ("待还", "Left to pay"),
+    "overdue": ("逾期期数", "Overdue"),
+    "schedule": ("还款计划", "Schedule"),
+    "due": ("到期", "Due"),
+    "plan_offer": (
+        "银行提供此分期计划;接受后银行立即向医疗机构付款。",
+        "The bank offers this plan; if you accept, the bank pays the provider at once.",
+    ),
+    "accept_plan": ("接受", "Accept"),
+    "decline_plan": ("拒绝", "Decline"),
+    "next_due": ("下一期:", "Next instalment:"),
+    "pay_instalment": ("还款", "Pay instalment"),
+    "done_accept": ("已接受,银行已向医疗机构付款。", "Accepted; the bank has paid the provider."),
+    "done_decline": ("已拒绝。", "Declined."),
+    "done_instalment": ("本期已还款。", "Instalment paid."),
     "chain_note": (
         "理赔状态、裁定和支付都记录在区块链上;病历内容不上链。",
         "The claim's status, adjudication and payment are on the chain; record contents are not.",
@@ -110,10 +138,30 @@ STATUS_WORDS: dict[str, tuple[str, str]] = {
     "denied": ("已拒付", "denied"),
     "not_covered": ("不在保障范围", "not covered"),
     "copay_paid": ("自付款已付", "co-pay paid"),
+    "awaiting_funds": ("保险方账户余额不足,待支付", "waiting for money in the insurer's account"),
     "requested": ("待支付", "due"),
     "none": ("无", "none"),
     "accepted": ("通过", "accepted"),
+    "offered": ("待接受", "offered"),
+    "active": ("还款中", "active"),
+    "late": ("逾期", "late"),
+    "paid_off": ("已还清", "paid off"),
+    "declined": ("已拒绝", "declined"),
     "reduced": ("部分支付", "reduced"),
+}
+
+ENTRY_WORDS: dict[str, tuple[str, str]] = {
+    "issue": ("存入", "deposit"),
+    "redeem": ("取出", "withdrawal"),
+    "transfer": ("转账", "transfer"),
+    "hold": ("冻结", "hold"),
+    "capture": ("冻结扣款", "hold captured"),
+    "release": ("解冻", "hold released"),
+    "fx": ("换汇", "currency exchange"),
+    "financing": ("分期放款", "financing paid out"),
+    "instalment": ("分期还款", "instalment"),
+    "claim": ("理赔支付", "claim payment"),
+    "copay": ("自付款", "co-pay"),
 }
 
 _RULES_ZH = {
@@ -177,6 +225,10 @@ class Words(Mapping[str, str]):
 
     def status_of(self, code: str) -> str:
         pair = STATUS_WORDS.get(code)
+        return code if pair is None else _pick(pair, self.lang)
+
+    def entry_of(self, code: str) -> str:
+        pair = ENTRY_WORDS.get(code)
         return code if pair is None else _pick(pair, self.lang)
 
     def rule_of(self, code: str) -> str:
