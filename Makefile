@@ -1,13 +1,13 @@
 # Two commands do all set-up on a fresh machine with Python 3.11 and pip:
 #   make run   install, then start the embedded node (a demo consortium on first run)
-#   make test  install, then ruff, mypy and pytest
+#   make test  install (with Debian's etcd and Chromium if missing), then ruff, mypy and pytest
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DATA ?= .carechain
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install test-deps run test lint typecheck unit bench clean
 
 install: $(STAMP)
 
@@ -27,7 +27,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+# Debian's etcd and Chromium, which the tests run for real (installed if missing).
+test-deps:
+	bash .ci/test-deps
+
+unit: install test-deps
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

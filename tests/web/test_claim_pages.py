@@ -4,6 +4,7 @@ refused; bad input and stale forms change nothing."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 
@@ -165,6 +166,11 @@ def test_others_are_refused_and_bad_input_is_named(web: Web, world: World, node:
     expect(desk.page.locator("#error")).to_contain_text("is not a claim id")
     missing = desk.page.goto(desk.url + "/web/claims/clm-" + "0" * 24)
     assert missing is not None and missing.status == 404
+    nowhere = desk.page.goto(desk.url + "/web/no-such-page")
+    assert nowhere is not None and nowhere.status == 404
+    expect(desk.page.locator("#error")).to_have_text("Not Found: /web/no-such-page")
+    wrong_method = desk.page.goto(desk.url + f"/web/claims/{claim_id}/review")
+    assert wrong_method is not None and wrong_method.status == 405
     assert node.state.scan("claims/") == before
     # Logging out ends the session: the next page asks for a login again.
     desk.page.goto(desk.url + "/web/")
@@ -199,3 +205,35 @@ def test_a_claim_approved_while_the_insurer_is_short_is_paid_from_the_page(
     expect(page.locator("#status")).to_have_text("paid")
     expect(page.locator("#payment")).to_have_text("paid · 94.90 CNY")
     assert balance(node, "bj-nhsa") == 100_000 - 9_490
+
+
+def test_malformed_forms_are_named_and_change_nothing(web: Web, world: World, node: Node) -> None:
+    claim_id, status = world.claim(HOSPITAL_DESK, [service()])
+    ok(status)
+    desk = web("claims", "bj-nhsa/claims-01")
+    desk.log_in()
+    token = csrf_of(desk)
+    before = node.state.scan("claims/")
+    review = desk.url + f"/web/claims/{claim_id}/review"
+    form = "application/x-www-form-urlencoded"
+    cases = [
+        ({"content-type": "application/json"}, b'{"decision": "approve"}', 400,
+         "send the form as application/x-www-form-urlencoded"),
+        ({"content-type": form}, b"note=" + b"x" * 20_000, 413, "the limit is 16384"),
+        ({"content-type": form}, b"decision=approve&note=\xff\xfe", 400, "not UTF-8"),
+        ({"content-type": form},
+         f"decision=approve&decision=deny&note=x&csrf={token}".encode(), 400,
+         "sends 'decision' more than once"),
+        ({"content-type": form}, f"decision=maybe&note=x&csrf={token}".encode(), 400,
+         "choose approve or deny"),
+        ({"content-type": form}, f"decision=approve&note={'n' * 501}&csrf={token}".encode(),
+         400, "at most 500"),
+    ]  # fmt: skip
+    for headers, body, code, says in cases:
+        answer = desk.page.request.post(review, headers=headers, data=body)
+        assert answer.status == code and says in html.unescape(answer.text()), says
+    login = desk.page.request.post(
+        desk.url + "/web/login", headers={"content-type": form}, data=b"name=\xff"
+    )
+    assert login.status == 400 and "not UTF-8" in login.text()
+    assert node.state.scan("claims/") == before

@@ -23,7 +23,7 @@ from carechain.api.drugs import add_drug_routes
 from carechain.api.payments import add_payment_routes
 from carechain.api.records import add_record_routes
 from carechain.api.web.logins import WebLogins
-from carechain.api.web.pages import add_web_routes
+from carechain.api.web.pages import add_web_routes, plain_error_page
 from carechain.api.web.sessions import Sessions
 from carechain.contracts.membership import MemberRecord
 from carechain.crypto.canonical import parse_json
@@ -71,7 +71,9 @@ def create_app(node: Node) -> FastAPI:
         return error_response(InvalidInput(f"{where}: {first.get('msg', 'invalid')}"))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/web/"):
+            return plain_error_page(request, exc.status_code, f"{exc.detail}: {request.url.path}")
         error = CarechainError(str(exc.detail))
         error.code = "not_found" if exc.status_code == 404 else "http_error"
         error.http_status = exc.status_code

@@ -539,6 +539,14 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
         )
 
 
+def plain_error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    """An error page with no session details (an unknown address under /web, say)."""
+    html = _env.get_template("error.html").render(
+        t=Words(lang_of(request)), who=None, csrf="", nav=[], here="/web/", message=message
+    )
+    return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+
 def safe_next(path: str) -> str:
     """Where to go after logging in: a page of this site, never another site."""
     if path.startswith("/web/") and not path.startswith("//") and "\\" not in path:
