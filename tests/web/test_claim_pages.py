@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import expect
 
+from carechain.api.web.logins import WebLogins, totp_code
 from carechain.identity.wallet import Credentials
 from carechain.node.node import Node
 from claims_support import (
@@ -25,7 +27,7 @@ from claims_support import (
     service,
 )
 from support import license_demo_maker
-from web.conftest import Person
+from web.conftest import PASSWORD, Person
 
 Member = Callable[[str], Credentials]
 Web = Callable[[str, str], Person]
@@ -155,6 +157,9 @@ def test_others_are_refused_and_bad_input_is_named(web: Web, world: World, node:
     # A form from another session (wrong CSRF token) is refused before anything is signed.
     desk = web("claims", "bj-nhsa/claims-01")
     desk.log_in()
+    desk.page.fill("#find-claim", f"  {claim_id} ")  # pasted with spaces
+    desk.page.click("text=打开")
+    expect(desk.page.locator("#status")).to_have_text("人工审核中")
     stale = desk.page.request.post(
         desk.url + f"/web/claims/{claim_id}/review",
         form={"decision": "approve", "note": "ok", "csrf": "not-this-session"},
@@ -237,3 +242,31 @@ def test_malformed_forms_are_named_and_change_nothing(web: Web, world: World, no
     )
     assert login.status == 400 and "not UTF-8" in login.text()
     assert node.state.scan("claims/") == before
+
+
+def test_a_revoked_or_removed_login_is_logged_out(
+    web: Web, world: World, node: Node, member: Member
+) -> None:
+    clinician = web("dr-wang", "pumch/dr-wang")
+    clinician.log_in("/web/?lang=en")
+    expect(clinician.page.locator("#who")).to_contain_text("dr-wang · pumch")
+    fingerprint = member("pumch/dr-wang").fingerprint
+    ok(send(node, member("pumch/admin"), "governance", "revoke_certificate",
+            {"fingerprint": fingerprint, "reason": "keyCompromise"}))  # fmt: skip
+    clinician.page.goto(clinician.url + "/web/")
+    expect(clinician.page.locator("#notice")).to_have_text(
+        "Your session has ended; please log in again."
+    )
+    clinician.page.fill("#name", clinician.name)
+    clinician.page.fill("#password", PASSWORD)
+    clinician.page.fill("#code", totp_code(clinician.secret, time.time() + 30))  # a fresh code
+    clinician.page.click("#submit")
+    expect(clinician.page.locator("#error")).to_contain_text("may not sign")
+    expect(clinician.page.locator("#error")).to_contain_text("is revoked")
+    # A login removed while its person is logged in ends at their next page.
+    patient = web("patient", "pumch/patient-7f3a9c")
+    patient.log_in("/web/claims")
+    expect(patient.page.locator("#empty")).to_be_visible()
+    WebLogins(node.config.data_dir).remove("patient")
+    patient.page.goto(patient.url + "/web/claims")
+    expect(patient.page).to_have_url(re.compile(r"/web/login\?next=/web/claims&ended=1"))

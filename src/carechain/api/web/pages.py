@@ -42,12 +42,12 @@ from carechain.api.client import build_transaction
 from carechain.api.web.logins import WebLogins
 from carechain.api.web.sessions import COOKIE, Sessions, WebSession
 from carechain.api.web.text import LANGS, Words
-from carechain.contracts.claim_rules import DESK
+from carechain.contracts.claim_rules import DESK, PROVIDERS
 from carechain.contracts.consent import patient_id_of
 from carechain.contracts.membership import MemberRecord
 from carechain.errors import CarechainError, Forbidden, InvalidInput, NotFound, Oversize
 from carechain.identity.roles import OrgType, Role
-from carechain.node.claims import ClaimService, sees_org
+from carechain.node.claims import DESK_ROLES, ClaimService, sees_org
 from carechain.node.node import Node
 from carechain.node.payments import ORG_READERS, PaymentService, overseer
 from carechain.standards.iso4217 import format_amount
@@ -59,7 +59,6 @@ LANG_COOKIE = "cc_lang"
 _CLAIM_ID = re.compile(r"clm-[0-9a-f]{24}")
 _PLAN_ID = re.compile(r"plan-[0-9a-f]{24}")
 _STATIC = Path(__file__).parent / "static"
-PROVIDERS = {OrgType.HOSPITAL, OrgType.CLINIC, OrgType.PHARMACY}
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -116,9 +115,7 @@ class Viewer:
     def finds_claims(self) -> bool:
         """May open a claim by its id: an insurer's or provider's desk, or an overseer."""
         m = self.member
-        desk = m.org_type in (PROVIDERS | {OrgType.INSURER}) and m.role in (
-            DESK | {Role.AUDITOR, Role.PHARMACIST}
-        )
+        desk = m.org_type in (PROVIDERS | {OrgType.INSURER}) and m.role in DESK_ROLES
         return not self.is_patient and (desk or overseer(m))
 
 
@@ -397,8 +394,8 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
         notices = {
             "approved": "done_approved",
             "denied": "done_denied",
-            "copay": "done_copay",
-            "settled": "done_settled",
+            "pay_copay": "done_copay",
+            "settle": "done_settled",
         }
         desk = viewer.member.role in DESK and sees_org(viewer.member, doc["insurer"])
         return render(
@@ -444,21 +441,23 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
         done = "approved" if decision == "approve" else "denied"
         return RedirectResponse(f"/web/claims/{claim_id}?done={done}", status_code=303)
 
-    @router.post("/claims/{claim_id}/settle")
-    @page
-    async def settle(request: Request, claim_id: str) -> Response:
-        viewer = viewer_of(request)
-        await form_of(request, viewer)
-        await sign_and_commit(viewer, "claims", "settle", {"claim": claim_id_of(claim_id)})
-        return RedirectResponse(f"/web/claims/{claim_id}?done=settled", status_code=303)
+    def button(path: str, contract: str, method: str, check: Callable[[str], str]) -> None:
+        """A route for a button that signs ``contract.method`` of the item the page shows
+        (``{"claim": id}`` or ``{"plan": id}``), then shows that page again, saying so."""
+        kind = path.split("/")[1]  # claims, plans
 
-    @router.post("/claims/{claim_id}/copay")
-    @page
-    async def pay_copay(request: Request, claim_id: str) -> Response:
-        viewer = viewer_of(request)
-        await form_of(request, viewer)
-        await sign_and_commit(viewer, "claims", "pay_copay", {"claim": claim_id_of(claim_id)})
-        return RedirectResponse(f"/web/claims/{claim_id}?done=copay", status_code=303)
+        async def press(request: Request, item_id: str) -> Response:
+            viewer = viewer_of(request)
+            await form_of(request, viewer)
+            await sign_and_commit(viewer, contract, method, {kind[:-1]: check(item_id)})
+            return RedirectResponse(f"/web/{kind}/{item_id}?done={method}", status_code=303)
+
+        press.__name__ = f"press_{method}"
+        router.post(path)(page(press))
+
+    button("/claims/{item_id}/settle", "claims", "settle", claim_id_of)
+    button("/claims/{item_id}/copay", "claims", "pay_copay", claim_id_of)
+    button("/plans/{item_id}/pay", "payments", "pay_instalment", plan_id_of)
 
     @router.get("/accounts")
     @page
@@ -492,7 +491,11 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
         viewer = viewer_of(request)
         doc = await run_in_threadpool(payments.plan, viewer.member, plan_id_of(plan_id))
         t, ccy = viewer.words, doc["currency"]
-        notices = {"accept": "done_accept", "decline": "done_decline", "pay": "done_instalment"}
+        notices = {
+            "accept": "done_accept",
+            "decline": "done_decline",
+            "pay_instalment": "done_instalment",
+        }
         return render(
             request,
             "plan.html",
@@ -515,15 +518,6 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
         args = {"plan": plan_id_of(plan_id)}
         await sign_and_commit(viewer, "payments", f"{answer}_plan", args)
         return RedirectResponse(f"/web/plans/{plan_id}?done={answer}", status_code=303)
-
-    @router.post("/plans/{plan_id}/pay")
-    @page
-    async def pay_instalment(request: Request, plan_id: str) -> Response:
-        viewer = viewer_of(request)
-        await form_of(request, viewer)
-        args = {"plan": plan_id_of(plan_id)}
-        await sign_and_commit(viewer, "payments", "pay_instalment", args)
-        return RedirectResponse(f"/web/plans/{plan_id}?done=pay", status_code=303)
 
     app.include_router(router)
 

@@ -64,13 +64,5 @@ class Sessions:
         with self._lock:
             self._open.pop(token or "", None)
 
-    def close_all(self, name: str) -> int:
-        """End every session of the login ``name`` (it was removed); how many ended."""
-        with self._lock:
-            ended = [t for t, s in self._open.items() if s.name == name]
-            for token in ended:
-                del self._open[token]
-        return len(ended)
-
     def _live(self, session: WebSession, at: float) -> bool:
         return at - session.seen < self.idle_s and at - session.started < self.max_s
