@@ -103,6 +103,7 @@ def test_the_demo_node_seeds_logins_and_claims_once(tmp_path: Path) -> None:
         assert set(logins) == {"patient", "claims", "billing", "auditor"}
         with httpx.Client(base_url=url, timeout=10) as web:
             assert web.get("/web/claims").status_code == 303  # not logged in
+            assert web.get("/").headers["location"] == "/web/"  # the node's address opens them
             code = subprocess.run(
                 [sys.executable, "-m", "carechain", "web", "demo-code", "claims",
                  "--data", str(root)],

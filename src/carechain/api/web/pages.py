@@ -521,6 +521,7 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
 
     app.include_router(router)
 
+    @app.get("/", include_in_schema=False)
     @app.get("/web", include_in_schema=False)
     async def web_root() -> RedirectResponse:
         return RedirectResponse("/web/", status_code=307)
