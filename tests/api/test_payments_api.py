@@ -266,6 +266,18 @@ def test_an_instalment_plan_as_its_parties_see_it(as_member: As, node: Node) -> 
     assert (paid["state"], paid["paid"], paid["overdue"]) == ("active", 1, 0)
     assert paid["remaining"] == offered["remaining"] - offered["schedule"][0]["amount"]
     refused(node, lambda: call(bank, "accept_plan", {"plan": plan}), 403, "role admin")
+    # The patient's list of plans: for the patient, the banks and overseers only.
+    listed = patient.request("GET", f"/v1/patients/{PATIENT}/plans")["plans"]
+    assert [(p["id"], p["state"], p["paid"]) for p in listed] == [(plan, "active", 1)]
+    assert [p["id"] for p in get_plans(as_member(AUDITOR))] == [plan]
+    assert [p["id"] for p in get_plans(bank)] == [plan]
+    for who in (CLINIC, HOSPITAL):
+        refused(node, functools.partial(get_plans, as_member(who)), 403, "lists their plans")
+    refused(node, lambda: patient.request("GET", "/v1/patients/pumch/plans"), 400, "patient id")
+
+
+def get_plans(c: NodeClient) -> list[dict[str, Any]]:
+    return list(c.request("GET", f"/v1/patients/{PATIENT}/plans")["plans"])
 
 
 def test_the_money_supply_is_conserved_and_only_overseers_see_it(as_member: As, node: Node) -> None:

@@ -273,6 +273,13 @@ def test_holds_fx_and_an_instalment_plan(pay: Cli, node: Node) -> None:
     declined = ok(pay(BANK, offer)).strip()
     assert ok(pay(PATIENT_MEMBER, f"decline-plan {declined}")).startswith(f"declined {declined}")
     one_line_error(pay(PATIENT_MEMBER, f"accept-plan {declined}"), "is declined, not offered")
+    # The patient's plans, newest offer first; the bank names the patient.
+    listed = ok(pay(PATIENT_MEMBER, "plans")).splitlines()
+    assert [line.split()[:2] for line in listed] == [[declined, "declined"], [plan, "active"]]
+    assert "next" in listed[1] and "next" not in listed[0]
+    assert ok(pay(BANK, f"plans --patient {PATIENT}")).splitlines() == listed
+    one_line_error(pay(BANK, "plans"), "you are not a patient")
+    one_line_error(pay(CLINIC, f"plans --patient {PATIENT}"), "forbidden")
 
     supply = orjson.loads(ok(pay(AUDITOR, "supply --json")))
     assert supply["conserved"] is True and set(supply["currencies"]) == {"CNY", "USD"}

@@ -118,6 +118,16 @@ def test_the_demo_node_seeds_logins_and_claims_once(tmp_path: Path) -> None:
             assert claims.group(1) not in queue.text  # paid at once, never queued
             paid = web.get(f"/web/claims/{claims.group(1)}", headers={"accept-language": "en"})
             assert 'id="status">paid<' in paid.text
+            web.post("/web/logout", data={"csrf": csrf(web.get("/web/").text)})
+            code = subprocess.run(
+                [sys.executable, "-m", "carechain", "web", "demo-code", "patient",
+                 "--data", str(root)],
+                capture_output=True, text=True, timeout=60, check=True,
+            ).stdout.strip()  # fmt: skip
+            form = {"name": "patient", "password": logins["patient"]["password"], "code": code}
+            assert web.post("/web/login", data=form).status_code == 303
+            mine = web.get("/web/accounts", headers={"accept-language": "en"}).text
+            assert re.search(r'data-plan="plan-\w+">.*?offered', mine, flags=re.S)
         height = httpx.get(f"{url}/health").json()["height"]
     finally:
         proc.terminate()
@@ -135,3 +145,9 @@ def test_the_demo_node_seeds_logins_and_claims_once(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(timeout=30)
     assert os.path.exists(root / "node" / "web-logins.sqlite")
+
+
+def csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)

@@ -98,6 +98,12 @@ def add_payment_routes(
         by its bank, patient and clinic, regulators and auditors."""
         return await run_in_threadpool(service.plan, who, plan_id)
 
+    @router.get("/v1/patients/{patient}/plans")
+    async def patient_plans(patient: str, who: Member) -> Any:
+        """A patient's instalment plans as they stand now, newest offer first: for the
+        patient, the banks (their own plans), regulators and auditors."""
+        return {"plans": await run_in_threadpool(service.patient_plans, who, patient)}
+
     @router.get("/v1/payments/quotes")
     async def quotes(_: Member, base: str = "", counter: str = "") -> Any:
         """FX quotes valid now (``base`` and ``counter`` narrow them)."""

@@ -5,7 +5,8 @@ The history is made of real signed transactions, committed like any others: the 
 issues money to the insurer and the patient, the insurer publishes a policy and covers
 the patient, the hospital records an encounter (its fingerprint only) and submits two
 claims. One is paid in its own block with a co-pay for the patient to pay; the other
-names no encounter on the chain, so it waits in the insurer's review queue.
+names no encounter on the chain, so it waits in the insurer's review queue. The bank
+offers the patient an instalment plan for a treatment at the hospital.
 
 The demo's passwords and TOTP secrets are written to ``web-logins-demo.json`` (readable
 by its owner only), standing in for the phone a real person would hold;
@@ -90,6 +91,7 @@ def seed_demo(node: Node, root: Path) -> list[str]:
     send("icbc/admin", "payments", "issue", {"to": "bj-nhsa", "currency": "CNY",
          "amount": 100_000_000})  # fmt: skip
     send("icbc/admin", "payments", "issue", {"to": PATIENT, "currency": "CNY", "amount": 200_000})
+    send("icbc/admin", "payments", "issue", {"to": "icbc", "currency": "CNY", "amount": 10_000_000})
     send("bj-nhsa/admin", "claims", "publish_policy",
          {"policy": "pol-basic", "effective_from": today.isoformat(), "rules": POLICY})  # fmt: skip
     send("bj-nhsa/admin", "claims", "register_coverage",
@@ -115,4 +117,11 @@ def seed_demo(node: Node, root: Path) -> list[str]:
         }
         send("pumch/admin", "claims", "submit", args)
         claims.append(claim)
+    # The bank offers the patient to pay the hospital 3,000.00 now, repaid in 6 monthly
+    # instalments at 4.35% a year; the patient accepts or declines it on the web pages.
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    send("icbc/admin", "payments", "offer_plan",
+         {"plan": "plan-" + secrets.token_hex(12), "patient": PATIENT, "clinic": "pumch",
+          "currency": "CNY", "principal": 300_000, "rate_bp": 435, "instalments": 6,
+          "interval_days": 30, "first_due": now_ms + 30 * 86_400_000})  # fmt: skip
     return claims

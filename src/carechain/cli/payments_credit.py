@@ -32,6 +32,7 @@ from carechain.cli.payments_common import (
     check_owner,
     currency_code,
     duration_ms,
+    member_of,
     money,
     new_id,
     now_ms,
@@ -319,3 +320,39 @@ def pay_instalment(
         f"{format_amount(due['amount'], code)}; {format_amount(left, code)} left: "
         f"{committed_line(result)}"
     )
+
+
+@app.command("plans")
+@friendly
+def plans(
+    identity: IdentityOption,
+    patient: Annotated[
+        str | None,
+        typer.Option("--patient", help="Whose plans: <organisation>:<member> (default: yours)."),
+    ] = None,
+    as_json: JsonOption = False,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """A patient's instalment plans, newest offer first: state, what is left, the next due.
+
+    For the patient, the banks (their own plans), regulators and auditors."""
+    with client(node, identity) as c:
+        whose = patient or own_owner(member_of(c, c.creds.fingerprint))
+        if ":" not in whose:
+            fail("give --patient <organisation>:<member> (you are not a patient)")
+        found = c.request("GET", f"/v1/patients/{whose}/plans")["plans"]
+    if as_json:
+        show(found)
+        return
+    if not found:
+        tell(f"{whose} has no instalment plans")
+    for p in found:
+        code = p["currency"]
+        state = p["state"] + (f" ({p['overdue']} overdue)" if p["overdue"] else "")
+        nxt = p["next"]
+        due = f"  next {format_amount(nxt['amount'], code)} due {iso(nxt['due'])}" if nxt else ""
+        typer.echo(
+            f"{p['id']}  {state:<16} {p['bank']} for {p['clinic']}  "
+            f"{format_amount(p['principal'], code)}  left {format_amount(p['remaining'], code)}"
+            + due
+        )

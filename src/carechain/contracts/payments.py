@@ -32,6 +32,7 @@ State (namespace ``payments``)::
     plan/<id>                an instalment plan: bank, patient, clinic, currency,
                              principal, annual rate (basis points), schedule, paid,
                              status (offered | active | paid_off | declined)
+    patient-plan/<patient>/<id>    the patient's plans, for their list: bank, offered
 
 Who may move money: an organisation's admin and staff for its accounts; a
 patient for their own; nobody else. Two holds in one block against one

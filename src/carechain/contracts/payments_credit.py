@@ -253,6 +253,9 @@ class Credit(Money):
                 "offered": ctx.time_ms,
             },
         )
+        ctx.put(
+            f"patient-plan/{patient}/{plan_id}", {"bank": ctx.caller.org_id, "offered": ctx.time_ms}
+        )
 
     def _plan(self, ctx: Context, args: Args, status: str) -> dict[str, Any]:
         plan_id = args.text("plan", pattern=_PLAN)

@@ -180,6 +180,22 @@ class PaymentService:
         check_party(who, f"plan {plan_id}", parties)
         return plan_state(doc, self.now_ms())
 
+    def patient_plans(self, who: MemberRecord, patient: str) -> list[dict[str, Any]]:
+        """A patient's instalment plans as they stand now, newest offer first: for the
+        patient, the banks, and regulators and auditors."""
+        if not _OWNER.fullmatch(patient) or ":" not in patient:
+            raise InvalidInput(f"{patient[:110]!r} is not a patient id (org:member)")
+        if not (is_patient(who, patient) or settlement_bank(who) or overseer(who)):
+            raise Forbidden("only the patient (or a bank, regulator or auditor) lists their plans")
+        now = self.now_ms()
+        found = []
+        for key, _ in self.node.state.scan(f"{PREFIX}patient-plan/{patient}/"):
+            doc = self._get(f"plan/{key.rsplit('/', 1)[1]}")
+            if doc is not None and (is_patient(who, patient) or overseer(who) or
+                                    doc["bank"] == who.org_id):  # fmt: skip
+                found.append(plan_state(doc, now))
+        return sorted(found, key=lambda p: (-p["offered"], p["id"]))
+
     # -- quotes ----------------------------------------------------------------------------
 
     def quote(self, quote_id: str) -> dict[str, Any]:

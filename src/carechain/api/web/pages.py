@@ -3,8 +3,8 @@
 - Everyone: log in with a password and a one-time code (``logins.py``), log out.
 - A patient: their claims from submission to payment, each claim's lines with the
   rule that decided each one, paying a co-pay; their accounts and recent entries;
-  an instalment plan a bank offers them (accept or decline), its schedule, whether it
-  is late or paid off, and paying the next instalment.
+  the instalment plans banks offer them (accept or decline), each one's schedule,
+  whether it is late or paid off, and paying the next instalment.
 - An insurer's claims desk: the review queue with the reasons each claim was
   flagged, approving (paid in the same block) or denying with a note; paying an
   approved claim that waited for money in the insurer's account.
@@ -475,6 +475,9 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
                 payments.entries, m, owner, account["currency"], str(after) if after else ""
             )
             account["entries"] = list(reversed(lines["entries"]))
+        plans = []
+        if viewer.is_patient:
+            plans = await run_in_threadpool(payments.patient_plans, m, owner)
         return render(
             request,
             "accounts.html",
@@ -483,6 +486,8 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
             owner=owner,
             accounts=found["accounts"],
             is_patient=viewer.is_patient,
+            plans=plans,
+            fmt=format_amount,
         )
 
     @router.get("/plans/{plan_id}")

@@ -104,6 +104,8 @@ _WORDS: dict[str, tuple[str, str]] = {
     "pack": ("追溯码", "Pack"),
     "record": ("病历指纹", "Record"),
     "plan": ("分期付款计划", "Instalment plan"),
+    "my_plans": ("我的分期计划", "My instalment plans"),
+    "no_plans": ("暂无分期计划。", "No instalment plans."),
     "open_plan": ("查找分期计划", "Open a plan"),
     "plan_id": ("计划编号", "Plan id"),
     "bank": ("银行", "Bank"),
