@@ -73,6 +73,7 @@ from carechain.contracts.claim_rules import (
     check_rules,
 )
 from carechain.contracts.consent import is_patient
+from carechain.contracts.membership import MemberRecord
 from carechain.contracts.payments import post
 from carechain.contracts.records import patient_exists
 from carechain.contracts.runtime import Args, Context, Contract, contract_method
@@ -83,6 +84,28 @@ from carechain.standards.iso4217 import currency as iso_currency
 
 class Claims(Contract):
     name = "claims"
+
+    def reads(self, method: str, args: dict[str, Any], caller: MemberRecord) -> list[str]:
+        """What adjudicating a claim reads, by key: the claim, its coverage and the
+        insurer's use of it this year, the patient's death, the provider's fingerprint
+        and account, and for each line its record or pack on the chain and in claims."""
+        if method != "submit":
+            return []
+        coverage, patient = args["coverage"], args["patient"]
+        keys = [
+            f"claims/claim/{args['claim']}",
+            f"claims/coverage/{coverage}",
+            f"claims/death/{patient}",
+            f"claims/fingerprint/{caller.org_id}/{args['fingerprint']}",
+            f"payments/account/{caller.org_id}/{args['currency']}",
+        ]
+        for line in args["lines"][:MAX_LINES]:
+            keys.append(f"claims/usage/{coverage}/{line['day'][:4]}")
+            if line.get("record"):
+                keys += [f"records/record/{line['record']}", f"claims/evidence/{line['record']}"]
+            if line.get("pack"):
+                keys += [f"drugs/pack/{line['pack']}", f"claims/pack/{line['pack']}"]
+        return keys
 
     def _done(self, args: Args) -> None:
         if args.unread():

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 MEMBERSHIP_PREFIXES = (MEMBER_PREFIX, ORG_PREFIX)
 GENESIS_CONTRACT = "governance"
 GENESIS_METHOD = "genesis"
+MAX_READ_HINTS = 64
+"""Keys one transaction may ask to have read ahead (``Contract.reads``)."""
 
 
 class ReplayIndex(Protocol):
@@ -115,6 +117,7 @@ class Executor:
         self._membership_dirty = False
         if block.height > 0:
             self._check_signatures_ahead(overlay, txs)
+            self._prefetch(overlay, txs)
         for index, tx in enumerate(txs):
             try:
                 if block.height == 0:
@@ -240,6 +243,23 @@ class Executor:
         for tx, keys in work:
             if all([next(results) for _ in keys]):
                 self.signatures.add(tx)
+
+    def _prefetch(self, overlay: Overlay, txs: Sequence[SignedTransaction]) -> None:
+        """Read ahead, in one query, the committed keys the block's calls say they read."""
+        keys: list[str] = []
+        for tx in txs:
+            contract = self.contracts.get(tx.body.contract)
+            if contract is None or type(contract).reads is Contract.reads:
+                continue  # this contract gives no hints
+            caller = self._member(overlay, tx.body.signer)
+            if caller is None or not isinstance(tx.body.args, dict):
+                continue
+            try:
+                hinted = contract.reads(tx.body.method, tx.body.args, caller)
+            except Exception:  # unchecked input; the call itself will say what is wrong
+                continue
+            keys.extend(k for k in hinted[:MAX_READ_HINTS] if isinstance(k, str))
+        overlay.prefetch(keys)
 
     def _member(self, overlay: Overlay, fingerprint: str) -> MemberRecord | None:
         if self._membership_dirty:

@@ -234,6 +234,13 @@ class Contract:
             name for name in dir(self) if not name.startswith("_") and self.policy(name) is not None
         )
 
+    def reads(self, method: str, args: dict[str, Any], caller: MemberRecord) -> list[str]:
+        """State keys (``namespace/key``) a call will likely read, guessed from its raw
+        arguments before its block runs, so the executor fetches a block's keys in one
+        query. Only a hint: a wrong or missing key costs a read at its turn, nothing
+        else. ``args`` is unchecked input: a hint that raises is ignored."""
+        return []
+
 
 def authorise(
     policy: MethodPolicy, caller: MemberRecord, cosigners: dict[Fingerprint, Any], args: Args

@@ -80,6 +80,20 @@ class LayeredView:
                 return layer.writes[key]
         return self._store.get(key)
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes | None]:
+        """What ``get`` gives for each of ``keys`` (absent: not found), in one store query."""
+        found: dict[str, bytes | None] = {}
+        rest = []
+        for key in keys:
+            for layer in reversed(self._layers):
+                if key in layer.writes:
+                    found[key] = layer.writes[key]
+                    break
+            else:
+                rest.append(key)
+        found.update(self._store.get_many(rest))
+        return found
+
     def scan(self, prefix: str, limit: int = -1, after: str = "") -> list[tuple[str, bytes]]:
         if not self._layers:
             return self._store.scan(prefix, limit, after)
