@@ -24,6 +24,7 @@ from claims_support import (
     TODAY,
     World,
     new,
+    service,
 )
 from support import license_demo_maker
 
@@ -126,3 +127,39 @@ def test_policies_and_coverages_are_read_by_who_needs_them(
     with pytest.raises(ApiError) as unknown:
         as_member(INSURER).request("GET", "/v1/policies/bj-nhsa/pol-none")
     assert unknown.value.http_status == 404
+
+
+def test_a_providers_claims_page_newest_first(
+    as_member: Callable[[str], NodeClient], world: World
+) -> None:
+    made = []
+    for record in (world.record(), None, world.record()):
+        claim_id, status = world.claim(HOSPITAL_DESK, [service(record=record)] if record
+                                       else [service()])  # fmt: skip
+        assert status.code == "ok"
+        made.append(claim_id)
+    desk = as_member(HOSPITAL_DESK)
+    everything = desk.request("GET", "/v1/providers/pumch/claims")
+    assert [c["id"] for c in everything["claims"]] == made[::-1]
+    assert everything["next"] is None
+    # The same service on the same day again is flagged as a duplicate of the first.
+    assert [c["status"] for c in everything["claims"]] == ["review", "review", "paid"]
+    assert {f["flag"] for f in everything["claims"][0]["flags"]} == {"duplicate"}
+    assert {f["flag"] for f in everything["claims"][1]["flags"]} >= {"phantom_encounter"}
+    pages, after = [], ""
+    while True:
+        page = desk.request("GET", "/v1/providers/pumch/claims",
+                            params={"limit": 1, **({"after": after} if after else {})})  # fmt: skip
+        pages += [c["id"] for c in page["claims"]]
+        if page["next"] is None:
+            break
+        after = page["next"]
+    assert pages == made[::-1]
+    assert as_member("nmpa/auditor-01").request("GET", "/v1/providers/pumch/claims")["claims"]
+    for who in ("chaoyang-clinic/admin", "pumch/dr-wang", PATIENT_MEMBER, INSURER):
+        with pytest.raises(ApiError) as refused:
+            as_member(who).request("GET", "/v1/providers/pumch/claims")
+        assert refused.value.http_status == 403 and "billing desk" in refused.value.message
+    with pytest.raises(ApiError) as bad:
+        desk.request("GET", "/v1/providers/pumch/claims", params={"after": "../x"})
+    assert bad.value.http_status == 400 and "not a cursor" in bad.value.message

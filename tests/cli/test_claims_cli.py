@@ -125,6 +125,15 @@ def test_the_insurer_reviews_its_queue(cli: Callable[..., Run], node: Node, memb
     decided = cli("bj-nhsa/admin", "review", claim_id, "--deny", "--note", "no encounter")
     assert decided.returncode == 0 and "now denied" in decided.stdout, decided
     assert "no claims to review" in cli("bj-nhsa/admin", "queue").stderr
+    # The hospital's billing desk sees its claims, newest first, with what flagged them.
+    paid_id, paid = world.claim("pumch/admin", [service(record=world.record())])
+    assert paid.code == "ok"
+    ours = cli("pumch/admin", "list", "--provider", "pumch").stdout.splitlines()
+    assert [line.split()[1] for line in ours] == [paid_id, claim_id]
+    assert "paid" in ours[0] and "denied" in ours[1] and "flagged: phantom_encounter" in ours[1]
+    one_line_error(cli("chaoyang-clinic/admin", "list", "--provider", "pumch"), "billing desk")
+    one_line_error(cli("pumch/admin", "list", "--provider", "pumch", "--patient", PATIENT),
+                   "not both")  # fmt: skip
 
 
 def test_legacy_stock_and_a_death_from_the_command_line(

@@ -128,6 +128,14 @@ def csrf_of(person: Person) -> str:
 def test_others_are_refused_and_bad_input_is_named(web: Web, world: World, node: Node) -> None:
     claim_id, status = world.claim(HOSPITAL_DESK, [service()])
     ok(status)
+    # The hospital's billing desk lists its claims, newest first, with their flags.
+    billing = web("billing", "pumch/admin")
+    billing.log_in("/web/?lang=en")
+    billing.page.click("text=Our claims")
+    row = billing.page.locator(f"tr[data-claim='{claim_id}']")
+    expect(row).to_contain_text("in review")
+    expect(row).to_contain_text("no record on the chain shows this encounter or procedure")
+    expect(billing.page.locator("#older")).to_have_count(0)
     # Not logged in: sent to the login page, then back to the page asked for.
     clinician = web("dr-wang", "pumch/dr-wang")
     clinician.page.goto(clinician.url + f"/web/claims/{claim_id}")

@@ -81,6 +81,17 @@ def add_claim_routes(
         doc = await run_in_threadpool(service.claim_response, claim_id, who)
         return Response(orjson.dumps(doc), media_type="application/fhir+json")
 
+    @router.get("/v1/providers/{provider}/claims")
+    async def provider_claims(
+        provider: str,
+        who: Member,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        after: str = "",
+    ) -> Any:
+        """A provider's claims, newest first, with their flags: for its billing desk,
+        regulators and auditors. ``next`` is the ``after`` of the next page."""
+        return await run_in_threadpool(service.provider_claims, provider, who, limit, after)
+
     @router.get("/v1/patients/{patient}/claims")
     async def patient_claims(patient: str, who: Member) -> Any:
         return {"claims": await run_in_threadpool(service.patient_claims, patient, who)}

@@ -376,20 +376,37 @@ def show_cmd(
 def list_claims(
     identity: IdentityOption,
     patient: Annotated[str, typer.Option(help="Patient id (default: yourself).")] = "",
+    provider: Annotated[
+        str, typer.Option(help="A provider's claims, newest first (its billing desk).")
+    ] = "",
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="With --provider: how many.")] = 50,
     as_json: JsonOption = False,
     node: NodeOption = DEFAULT_NODE,
 ) -> None:
-    """A patient's claims and where each stands, from submission to payment."""
+    """A patient's claims and where each stands, from submission to payment; or, with
+    --provider, a provider's, newest first, with what flagged them."""
+    if patient and provider:
+        fail("give --patient or --provider, not both")
     with client(node, identity) as c:
-        if not patient:
-            patient = patient_id_of(me(c))
-        doc = c.request("GET", f"/v1/patients/{patient}/claims")
+        if provider:
+            path = f"/v1/providers/{provider}/claims"
+            doc = c.request("GET", path, params={"limit": limit})
+        else:
+            doc = c.request("GET", f"/v1/patients/{patient or patient_id_of(me(c))}/claims")
     if as_json:
         show(doc)
         return
     if not doc["claims"]:
         typer.echo("no claims", err=True)
     for claim in doc["claims"]:
+        if provider:
+            flags = ", ".join(f["flag"] for f in claim["flags"])
+            typer.echo(
+                f"{iso(claim['submitted'])}  {claim['id']}  {claim['patient']:<24} "
+                f"{claim['status']:<11} total {claim['total']}, insurer pays "
+                f"{claim['insurer_share']}" + (f"  flagged: {flags}" if flags else "")
+            )
+            continue
         typer.echo(
             f"{iso(claim['submitted'])}  {claim['id']}  {claim['provider']:<16} "
             f"{claim['status']:<8} total {claim['total']}, you pay {claim['patient_share']} "

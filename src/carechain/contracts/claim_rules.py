@@ -8,6 +8,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any
 
+from carechain.contracts.membership import MemberRecord
 from carechain.contracts.payments import MAX_AMOUNT
 from carechain.contracts.runtime import Context
 from carechain.errors import ContractError, InvalidInput
@@ -187,3 +188,34 @@ class ChainFacts:
     def used_this_year(self, year: str) -> int:
         doc = self.ctx.get(f"usage/{self.coverage['id']}/{year}")
         return 0 if doc is None else int(doc["insurer"])
+
+
+NEWEST_FIRST = 10**12 - 1
+"""A provider's claims are keyed by ``NEWEST_FIRST`` minus the block height, so that a
+scan, which goes in key order, meets the newest first."""
+
+
+def provider_key(provider: str, height: int, claim_id: str) -> str:
+    return f"provider/{provider}/{NEWEST_FIRST - height:012d}/{claim_id}"
+
+
+def submit_reads(args: dict[str, Any], caller: MemberRecord) -> list[str]:
+    """The keys ``claims.submit`` reads, from its raw arguments (``Contract.reads``): the
+    claim, its coverage and the insurer's use of it this year, the patient's death, the
+    provider's fingerprint and account, and each line's record or pack on the chain and
+    in claims."""
+    coverage, patient = args["coverage"], args["patient"]
+    keys = [
+        f"claims/claim/{args['claim']}",
+        f"claims/coverage/{coverage}",
+        f"claims/death/{patient}",
+        f"claims/fingerprint/{caller.org_id}/{args['fingerprint']}",
+        f"payments/account/{caller.org_id}/{args['currency']}",
+    ]
+    for line in args["lines"][:MAX_LINES]:
+        keys.append(f"claims/usage/{coverage}/{line['day'][:4]}")
+        if line.get("record"):
+            keys += [f"records/record/{line['record']}", f"claims/evidence/{line['record']}"]
+        if line.get("pack"):
+            keys += [f"drugs/pack/{line['pack']}", f"claims/pack/{line['pack']}"]
+    return keys

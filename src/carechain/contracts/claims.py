@@ -42,6 +42,8 @@ State (namespace ``claims``)::
     usage/<coverage>/<year>            insurer's share committed this year
     queue/<insurer>/<claim>            flagged claims awaiting review
     patient/<patient>/<claim>          a patient's claims
+    provider/<provider>/<newest>/<claim>   a provider's claims, newest block first
+                                       (<newest> is NEWEST_FIRST minus the height)
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ from carechain.contracts.claim_rules import (
     _day,
     _utc_day,
     check_rules,
+    provider_key,
+    submit_reads,
 )
 from carechain.contracts.consent import is_patient
 from carechain.contracts.membership import MemberRecord
@@ -86,26 +90,7 @@ class Claims(Contract):
     name = "claims"
 
     def reads(self, method: str, args: dict[str, Any], caller: MemberRecord) -> list[str]:
-        """What adjudicating a claim reads, by key: the claim, its coverage and the
-        insurer's use of it this year, the patient's death, the provider's fingerprint
-        and account, and for each line its record or pack on the chain and in claims."""
-        if method != "submit":
-            return []
-        coverage, patient = args["coverage"], args["patient"]
-        keys = [
-            f"claims/claim/{args['claim']}",
-            f"claims/coverage/{coverage}",
-            f"claims/death/{patient}",
-            f"claims/fingerprint/{caller.org_id}/{args['fingerprint']}",
-            f"payments/account/{caller.org_id}/{args['currency']}",
-        ]
-        for line in args["lines"][:MAX_LINES]:
-            keys.append(f"claims/usage/{coverage}/{line['day'][:4]}")
-            if line.get("record"):
-                keys += [f"records/record/{line['record']}", f"claims/evidence/{line['record']}"]
-            if line.get("pack"):
-                keys += [f"drugs/pack/{line['pack']}", f"claims/pack/{line['pack']}"]
-        return keys
+        return submit_reads(args, caller) if method == "submit" else []
 
     def _done(self, args: Args) -> None:
         if args.unread():
@@ -388,6 +373,7 @@ class Claims(Contract):
         self._use_legacy(ctx, provider, result.legacy, -1)
         ctx.put(f"fingerprint/{provider}/{fingerprint}", {"claim": claim_id})
         ctx.put(f"patient/{patient}/{claim_id}", {"provider": provider, "time": ctx.time_ms})
+        ctx.put(provider_key(provider, ctx.block.height, claim_id), {})
         if result.flags:
             claim["status"] = "review"
             self._history(ctx, claim, "review")

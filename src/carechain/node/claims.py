@@ -9,6 +9,7 @@ to every member, since providers check what a policy covers before treating.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 PREFIX = "claims/"
 MAX_PAGE = 1000
+_CURSOR = re.compile(r"[0-9]{12}/clm-[0-9a-f]{24}")
 
 
 DESK_ROLES = {Role.ADMIN, Role.STAFF, Role.AUDITOR, Role.PHARMACIST}
@@ -103,6 +105,28 @@ class ClaimService:
             if doc is not None:
                 out.append(self._summary(doc))
         return sorted(out, key=lambda c: (c["submitted"], c["id"]))
+
+    def provider_claims(
+        self, provider: str, viewer: MemberRecord, limit: int = 100, after: str = ""
+    ) -> dict[str, Any]:
+        """A provider's claims, newest first, with their flags, for its billing desk and
+        overseers; ``next`` is the ``after`` of the next page, or None on the last."""
+        if not (sees_org(viewer, provider) or overseer(viewer)):
+            raise Forbidden(f"{provider}'s claims are for its billing desk (and overseers)")
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be 1 to {MAX_PAGE}")
+        if after and not _CURSOR.fullmatch(after):
+            raise InvalidInput(f"after {after[:40]!r} is not a cursor this list gave")
+        prefix = f"{PREFIX}provider/{provider}/"
+        rows = self.node.state.scan(prefix, limit + 1, prefix + after if after else "")
+        out = []
+        for key, _ in rows[:limit]:
+            doc = self._get(f"claim/{key.rsplit('/', 1)[1]}")
+            if doc is not None:
+                flags = [dict(f, says=FLAG_WORDS[f["flag"]]) for f in doc["adjudication"]["flags"]]
+                out.append(dict(self._summary(doc), flags=flags))
+        more = len(rows) > limit
+        return {"claims": out, "next": rows[limit - 1][0][len(prefix) :] if more else None}
 
     def queue(self, insurer: str, viewer: MemberRecord, limit: int = 100) -> list[dict[str, Any]]:
         """An insurer's flagged claims awaiting review, with their reasons."""

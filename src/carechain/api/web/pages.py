@@ -8,7 +8,8 @@
 - An insurer's claims desk: the review queue with the reasons each claim was
   flagged, approving (paid in the same block) or denying with a note; paying an
   approved claim that waited for money in the insurer's account.
-- A provider's billing desk, regulators and auditors: any claim they may see, by id.
+- A provider's billing desk: its claims, newest first, with what flagged them.
+- Regulators and auditors, and every desk: any claim they may see, by its id.
 - An organisation's admins, staff and auditors: its accounts.
 
 Pages read through the same services as the REST API (``node/claims.py``,
@@ -99,12 +100,19 @@ class Viewer:
     def insurer_desk(self) -> bool:
         return self.member.org_type is OrgType.INSURER and self.member.role in DESK
 
+    @property
+    def provider_desk(self) -> bool:
+        """A hospital's, clinic's or pharmacy's billing desk (or its auditors)."""
+        return self.member.org_type in PROVIDERS and sees_org(self.member, self.member.org_id)
+
     def nav(self) -> list[tuple[str, str]]:
         """The pages this person has, as (address, label)."""
         t, m = self.words, self.member
         if self.is_patient:
             return [("/web/claims", t["my_claims"]), ("/web/accounts", t["my_accounts"])]
         found = []
+        if self.provider_desk:
+            found.append(("/web/claims", t["our_claims"]))
         if self.insurer_desk:
             found.append(("/web/queue", t["queue"]))
         if m.role in ORG_READERS:
@@ -347,23 +355,30 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
 
     @router.get("/claims")
     @page
-    async def my_claims(request: Request) -> Response:
+    async def claims_list(request: Request, after: str = "") -> Response:
         viewer = viewer_of(request)
-        if not viewer.is_patient:
-            raise Forbidden("this page lists a patient's own claims; open a claim by its id")
-        found = await run_in_threadpool(
-            claims.patient_claims, patient_id_of(viewer.member), viewer.member
-        )
-        t = viewer.words
+        t, m = viewer.words, viewer.member
+        if viewer.is_patient:
+            found = await run_in_threadpool(claims.patient_claims, patient_id_of(m), m)
+            listed, heading, more = list(reversed(found)), t["my_claims"], None
+        elif viewer.provider_desk:
+            page_ = await run_in_threadpool(claims.provider_claims, m.org_id, m, 50, after)
+            listed, heading, more = page_["claims"], t["our_claims"], page_["next"]
+        else:
+            raise Forbidden(
+                "this page lists a patient's own claims, or a provider's for its billing desk; "
+                "open a claim by its id"
+            )
         return render(
             request,
             "claims.html",
             t,
             viewer,
-            claims=list(reversed(found)),
-            heading=t["my_claims"],
+            claims=listed,
+            heading=heading,
             empty=t["no_claims"],
-            desk=False,
+            desk=not viewer.is_patient,
+            more=more,
         )
 
     @router.get("/queue")

@@ -28,6 +28,8 @@ _WORDS: dict[str, tuple[str, str]] = {
     "session_ended": ("会话已结束,请重新登录。", "Your session has ended; please log in again."),
     "home": ("首页", "Home"),
     "my_claims": ("我的理赔", "My claims"),
+    "our_claims": ("本机构理赔", "Our claims"),
+    "older": ("更早的理赔", "Older claims"),
     "my_accounts": ("我的账户", "My accounts"),
     "accounts": ("账户", "Accounts"),
     "queue": ("待审核理赔", "Review queue"),
