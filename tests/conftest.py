@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from carechain.api.client import NodeClient
 from carechain.identity.wallet import Credentials
 from carechain.node.config import load_config
 from carechain.node.consortium import DEMO_CONSORTIUM, Consortium, create_consortium
@@ -52,3 +53,19 @@ def node(node_dir: Path) -> Iterator[Node]:
 def api(node: Node) -> Iterator[Server]:
     with Server(node) as server:
         yield server
+
+
+@pytest.fixture
+def as_member(
+    api: Server, member: Callable[[str], Credentials]
+) -> Iterator[Callable[[str], NodeClient]]:
+    """A client of the node's API signing as a demo member (``org/member``), closed after."""
+    clients: list[NodeClient] = []
+
+    def make(name: str) -> NodeClient:
+        clients.append(NodeClient(api.url, member(name)))
+        return clients[-1]
+
+    yield make
+    for c in clients:
+        c.close()

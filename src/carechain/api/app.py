@@ -23,8 +23,9 @@ from carechain.api.drugs import add_drug_routes
 from carechain.api.payments import add_payment_routes
 from carechain.api.records import add_record_routes
 from carechain.api.web.logins import WebLogins
-from carechain.api.web.pages import add_web_routes, plain_error_page
+from carechain.api.web.pages import add_web_routes
 from carechain.api.web.sessions import Sessions
+from carechain.api.web.site import plain_error_page
 from carechain.contracts.membership import MemberRecord
 from carechain.crypto.canonical import parse_json
 from carechain.errors import CarechainError, InvalidInput, NotFound, Oversize
@@ -80,8 +81,10 @@ def create_app(node: Node) -> FastAPI:
         return error_response(error)
 
     @app.exception_handler(Exception)
-    async def internal_error(_: Request, exc: Exception) -> ORJSONResponse:
+    async def internal_error(request: Request, exc: Exception) -> Response:
         log.exception("internal error")
+        if request.url.path.startswith("/web/"):
+            return plain_error_page(request, 500, "the node failed; see its log")
         return ORJSONResponse(
             {"error": {"code": "internal", "message": "the node failed; see its log"}},
             status_code=500,
