@@ -104,7 +104,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "service": ("诊疗项目", "Service"),
     "drug": ("药品", "Drug"),
     "pack": ("追溯码", "Pack"),
-    "record": ("病历指纹", "Record"),
+    "record": ("档案", "Record"),
     "plan": ("分期付款计划", "Instalment plan"),
     "my_plans": ("我的分期计划", "My instalment plans"),
     "no_plans": ("暂无分期计划。", "No instalment plans."),
