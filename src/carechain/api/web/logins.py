@@ -131,6 +131,7 @@ class WebLogins:
         self._lock = threading.Lock()
         with self._db() as db:
             db.execute(_SCHEMA)
+        self.path.chmod(0o600)  # sealed keys, but still nobody else's to read
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -138,7 +139,6 @@ class WebLogins:
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         try:
             db.execute("PRAGMA synchronous=FULL")
-            self.path.chmod(0o600)
             yield db
         finally:
             db.close()

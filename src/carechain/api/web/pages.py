@@ -23,7 +23,6 @@ a page that names the problem; nothing changes.
 
 from __future__ import annotations
 
-import time
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -46,7 +45,7 @@ from carechain.api.web.site import (
     safe_next,
 )
 from carechain.api.web.text import Words
-from carechain.errors import CarechainError, Forbidden
+from carechain.errors import CarechainError
 from carechain.node.node import Node
 
 
@@ -77,12 +76,7 @@ def add_web_routes(app: FastAPI, node: Node, logins: WebLogins, sessions: Sessio
             creds = await run_in_threadpool(
                 logins.login, name, fields.get("password", ""), fields.get("code", "").strip()
             )
-            member = node.member(creds.fingerprint)
-            if member is None:
-                raise Forbidden("this login's member is not on the chain")
-            refusal = member.refusal_at(int(time.time() * 1000))
-            if refusal is not None:
-                raise Forbidden(f"this login's member may not sign: {refusal[1]}")
+            site.signing_member(creds.fingerprint)
         except CarechainError as exc:
             return site.render(
                 request,

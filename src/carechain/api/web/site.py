@@ -188,15 +188,25 @@ class Site:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         if session is None:
             raise LoginNeeded(path, ended=bool(token))
-        member = self.node.member(session.creds.fingerprint)
-        if (
-            member is None
-            or member.refusal_at(int(time.time() * 1000)) is not None
-            or self.logins.fingerprint(session.name) != session.creds.fingerprint
-        ):
+        try:
+            member = self.signing_member(session.creds.fingerprint)
+        except Forbidden:
+            member = None
+        if member is None or self.logins.fingerprint(session.name) != session.creds.fingerprint:
             self.sessions.close(token)
             raise LoginNeeded(path, ended=True)
         return Viewer(session, member, Words(lang_of(request)))
+
+    def signing_member(self, fingerprint: str) -> MemberRecord:
+        """The member a login signs as, if the chain lets it sign now; else ``Forbidden``
+        saying why (unknown, revoked, expired, its organisation removed)."""
+        member = self.node.member(fingerprint)
+        if member is None:
+            raise Forbidden("this login's member is not on the chain")
+        refusal = member.refusal_at(int(time.time() * 1000))
+        if refusal is not None:
+            raise Forbidden(f"this login's member may not sign: {refusal[1]}")
+        return member
 
     def page(
         self, handler: Callable[..., Awaitable[Response]]
